@@ -1,0 +1,51 @@
+/* Settings shared by ssehub-node and ssehub-broker, read in layers:
+ * built-in defaults < JSON file (--config FILE) < SSEHUB_* environment <
+ * command-line flags. The names are part of the contract (DESIGN §6). */
+#ifndef SSEHUB_COMMON_CONFIG_H
+#define SSEHUB_COMMON_CONFIG_H
+
+#include <stddef.h>
+
+/* Which binary is reading the settings: --help lists only what it uses,
+ * but every known name is accepted by both so one file can serve both. */
+enum {
+    CONFIG_FOR_NODE = 1,
+    CONFIG_FOR_BROKER = 2,
+};
+
+/* Every setting, already validated. Strings are heap copies owned by the
+ * struct (config_free releases them); numbers are in the unit named. */
+typedef struct ssehub_config {
+    char *listen;                    /* HOST:PORT the node serves on; "0.0.0.0:8080" */
+    char *redis_url;                 /* redis://[user:password@]host:port[/db] */
+    int threads;                     /* node worker threads; 0 in defaults = number of cores */
+    char *prefix;                    /* internal key prefix, "ssehub:" */
+    char *ingest_prefix;             /* plain ingest channel prefix, "sse:" */
+    char *ingest_json_prefix;        /* JSON ingest channel prefix, "ssejson:" */
+    long history_max_events;         /* ~events kept per topic stream, 1000 */
+    long history_max_age;            /* seconds an event is kept, 86400 */
+    long heartbeat_interval;         /* seconds between comment heartbeats, 15 */
+    long retry_ms;                   /* SSE retry: sent to clients, 3000 */
+    long max_connections;            /* streams per node, 100000 */
+    long max_topics_per_connection;  /* 64 */
+    long max_topic_length;           /* bytes, 1024 */
+    long client_buffer_bytes;        /* outbound cap per client, 1048576 */
+    long replay_batch;               /* entries per Redis read during replay, 500 */
+    long drain_seconds;              /* 30 */
+    long broker_lease_ms;            /* 5000 */
+    char *metrics_listen;            /* broker's HTTP port, "" = off */
+    char *log_level;                 /* debug|info|warn|error, "info" */
+} ssehub_config_t;
+
+/* Fills *cfg from all layers. argv may hold --config FILE, --help, and
+ * --name-with-dashes VALUE or --name-with-dashes=VALUE for every setting.
+ * Returns 0 on success; 1 when --help was printed (to stdout) and the
+ * program should exit 0; -1 on a bad value, unknown key or unknown flag,
+ * with a one-line message naming the setting written to err. */
+int config_load(ssehub_config_t *cfg, unsigned for_binary, int argc, char **argv,
+                char *err, size_t errlen);
+
+/* Releases the strings of *cfg. */
+void config_free(ssehub_config_t *cfg);
+
+#endif

@@ -1,0 +1,163 @@
+#!lua name=ssehub_1
+-- ssehub's Redis Function library (format version 1). Loaded by the broker
+-- and every node with FUNCTION LOAD REPLACE; apps may FCALL it directly.
+--
+-- Stream entries: fields data, then the optional type, retry, mid, and
+-- prev = the id of the entry that was last before this one (any entry,
+-- trimmed or not). prev makes gap detection exact: a cursor older than the
+-- prev of the first retained entry has lost events to trimming.
+--
+-- Live messages on P{topic}:l are netstrings "<len>:<bytes>," of the entry
+-- id followed by field name/value pairs (see broker/envelope.h).
+
+local DEFAULT_MAXLEN = 1000
+local DEFAULT_MAXAGE = 86400
+local MAX_FIELD = 256
+
+-- Splits "ms-seq" into two numbers; nil when malformed.
+local function parse_id(id)
+  local ms, seq = string.match(id, '^(%d+)%-(%d+)$')
+  if not ms then return nil end
+  return tonumber(ms), tonumber(seq)
+end
+
+-- True when id a sorts before id b.
+local function id_less(a, b)
+  local ams, aseq = parse_id(a)
+  local bms, bseq = parse_id(b)
+  if ams ~= bms then return ams < bms end
+  return aseq < bseq
+end
+
+-- Returns the id of the last entry ever added, or nil when the key is absent.
+local function last_generated(key)
+  local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
+  if #last > 0 then return last[1][1] end
+  if redis.call('EXISTS', key) == 0 then return nil end
+  local info = redis.call('XINFO', 'STREAM', key)
+  for i = 1, #info, 2 do
+    if info[i] == 'last-generated-id' then return info[i + 1] end
+  end
+  return nil
+end
+
+local function netstring(s)
+  return #s .. ':' .. s .. ','
+end
+
+local function bad_field(s)
+  return #s == 0 or #s > MAX_FIELD or string.find(s, '[\r\n%z]') ~= nil
+end
+
+-- FCALL ssehub_publish 1 <stream key> <data> [type T] [retry MS] [id MID]
+--       [maxlen N] [maxage SECONDS]
+-- Stores the event, trims history, refreshes the expiry and publishes it on
+-- the live channel, atomically; returns the new entry id.
+local function publish(keys, args)
+  local key = keys[1]
+  if not key or string.sub(key, -2) ~= ':s' then
+    return redis.error_reply('ERR ssehub: the key must be a topic stream (P{topic}:s)')
+  end
+  local data = args[1]
+  if data == nil then return redis.error_reply('ERR ssehub: data is required') end
+  local fields = {'data', data}
+  local maxlen, maxage = DEFAULT_MAXLEN, DEFAULT_MAXAGE
+  local i = 2
+  while i <= #args do
+    local name, value = args[i], args[i + 1]
+    if value == nil then return redis.error_reply('ERR ssehub: ' .. name .. ' needs a value') end
+    if name == 'type' then
+      if bad_field(value) then return redis.error_reply('ERR ssehub: bad event type') end
+      table.insert(fields, 'type'); table.insert(fields, value)
+    elseif name == 'retry' then
+      if not string.match(value, '^%d+$') or #value > 10 then
+        return redis.error_reply('ERR ssehub: retry must be milliseconds')
+      end
+      table.insert(fields, 'retry'); table.insert(fields, value)
+    elseif name == 'id' then
+      if bad_field(value) or string.sub(value, 1, 1) == '#' then
+        return redis.error_reply('ERR ssehub: bad event id')
+      end
+      table.insert(fields, 'mid'); table.insert(fields, value)
+    elseif name == 'maxlen' then
+      maxlen = tonumber(value)
+      if not maxlen or maxlen < 1 then return redis.error_reply('ERR ssehub: bad maxlen') end
+    elseif name == 'maxage' then
+      maxage = tonumber(value)
+      if not maxage or maxage < 1 then return redis.error_reply('ERR ssehub: bad maxage') end
+    else
+      return redis.error_reply('ERR ssehub: unknown option ' .. name)
+    end
+    i = i + 2
+  end
+  table.insert(fields, 'prev')
+  table.insert(fields, last_generated(key) or '0-0')
+
+  local id = redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', unpack(fields))
+  local now = redis.call('TIME')
+  local cutoff = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - maxage * 1000
+  if cutoff > 0 then redis.call('XTRIM', key, 'MINID', '~', cutoff) end
+  redis.call('PEXPIRE', key, maxage * 1000)
+
+  local msg = {netstring(id)}
+  for j = 1, #fields - 2 do msg[#msg + 1] = netstring(fields[j]) end
+  redis.call('PUBLISH', string.sub(key, 1, -2) .. 'l', table.concat(msg))
+  return id
+end
+
+-- FCALL_RO ssehub_read 1 <stream key> <after> <count> [maxage SECONDS]
+-- <after> is an entry id (events after it), 'earliest' (all retained) or
+-- '$' (no events, just the position). Returns
+--   {status, position, entries}
+-- status: 'ok'; 'gap' when events after <after> were trimmed away;
+-- 'expired' when the key is gone and <after> is older than maxage (its
+-- events may have expired with it). position: the id of the last entry ever
+-- added ('0-0' for no stream). entries: up to <count> [id, fields] pairs.
+local function read(keys, args)
+  local key, after, count = keys[1], args[1], tonumber(args[2])
+  if not key or not after or not count or count < 0 then
+    return redis.error_reply('ERR ssehub: usage: ssehub_read 1 <key> <after> <count>')
+  end
+  local maxage = tonumber(args[4] or '') or DEFAULT_MAXAGE
+  local position = last_generated(key)
+  if position == nil then
+    local status = 'ok'
+    local ms = parse_id(after)
+    if ms and ms > 0 then
+      local now = redis.call('TIME')
+      if ms < tonumber(now[1]) * 1000 - maxage * 1000 then status = 'expired' end
+    end
+    return {status, '0-0', {}}
+  end
+  if after == '$' or count == 0 then return {'ok', position, {}} end
+
+  local status, start = 'ok', '-'
+  if after ~= 'earliest' then
+    if not parse_id(after) then return redis.error_reply('ERR ssehub: bad id') end
+    start = '(' .. after
+    local first = redis.call('XRANGE', key, '-', '+', 'COUNT', 1)
+    if #first == 0 then
+      if id_less(after, position) then status = 'gap' end
+    else
+      local prev = nil
+      local f = first[1][2]
+      for j = 1, #f, 2 do
+        if f[j] == 'prev' then prev = f[j + 1] end
+      end
+      if prev == nil then prev = first[1][1] end
+      if id_less(after, prev) then
+        status = 'gap'
+      elseif prev == '0-0' then
+        -- A new stream: an older one may have expired with events after <after>.
+        local ams = parse_id(after)
+        local fms = parse_id(first[1][1])
+        if ams > 0 and ams < fms - maxage * 1000 then status = 'expired' end
+      end
+    end
+  end
+  local entries = redis.call('XRANGE', key, start, '+', 'COUNT', count)
+  return {status, position, entries}
+end
+
+redis.register_function('ssehub_publish', publish)
+redis.register_function{function_name = 'ssehub_read', callback = read, flags = {'no-writes'}}

@@ -1,0 +1,676 @@
+/* SSE client streams: output queue, replay from the stream, live delivery,
+ * heartbeats and the end of a stream (see client.h). */
+#include "node/client.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "broker/functions.h"
+#include "common/log.h"
+#include "node/server.h"
+#include "node/sse_frame.h"
+
+static void client_flush(client_t *c);
+static void client_detach(client_t *c);
+static void sub_read(sub_t *s);
+
+/* ---- output queue ------------------------------------------------------------ */
+
+/* Adds a piece to the queue; returns 0 or -1 when out of memory. */
+static int out_push(out_queue_t *q, frame_t *f, size_t off, size_t len)
+{
+    if (len == 0)
+        return 0;
+    if (f == NULL && q->n > 0) {
+        out_piece_t *last = &q->pieces[q->n - 1];
+        if (last->frame == NULL && last->off + last->len == off) {
+            last->len += (uint32_t)len;
+            q->bytes += len;
+            return 0;
+        }
+    }
+    if (q->n == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 8;
+        out_piece_t *p = realloc(q->pieces, cap * sizeof(*p));
+        if (p == NULL)
+            return -1;
+        q->pieces = p;
+        q->cap = cap;
+    }
+    q->pieces[q->n++] = (out_piece_t){f != NULL ? frame_ref(f) : NULL, (uint32_t)off, (uint32_t)len};
+    q->bytes += len;
+    return 0;
+}
+
+/* Queues the own bytes appended since `start`. */
+static void out_commit_own(out_queue_t *q, size_t start)
+{
+    out_push(q, NULL, start, q->own.len - start);
+}
+
+/* Drops every piece, releasing frames; keeps the memory for reuse. */
+static void out_clear(out_queue_t *q)
+{
+    for (size_t i = 0; i < q->n; i++)
+        frame_release(q->pieces[i].frame);
+    q->n = 0;
+    q->bytes = 0;
+    buf_clear(&q->own);
+}
+
+static void out_free(out_queue_t *q)
+{
+    out_clear(q);
+    free(q->pieces);
+    buf_free(&q->own);
+}
+
+/* ---- lifetime ---------------------------------------------------------------- */
+
+static void client_free(client_t *c)
+{
+    for (size_t i = 0; i < c->nsubs; i++) {
+        free(c->subs[i].held);
+        if (c->subs[i].first != NULL)
+            freeReplyObject(c->subs[i].first);
+    }
+    free(c->subs);
+    out_free(&c->pending);
+    out_free(&c->inflight);
+    free(c->vecs);
+    free(c);
+}
+
+static void client_unref(client_t *c)
+{
+    if (--c->refcnt == 0)
+        client_free(c);
+}
+
+static void client_mark_dirty(client_t *c)
+{
+    if (!h2o_linklist_is_linked(&c->dirty_link))
+        h2o_linklist_insert(&c->th->dirty, &c->dirty_link);
+}
+
+/* Releases held live frames of a subscription. */
+static void sub_drop_held(sub_t *s)
+{
+    for (size_t i = 0; i < s->nheld; i++) {
+        s->client->held_bytes -= s->held[i]->len;
+        frame_release(s->held[i]);
+    }
+    s->nheld = 0;
+}
+
+/* Leaves every topic and forgets the request; the struct lives on until
+ * the last Redis read referring to it has answered. */
+static void client_detach(client_t *c)
+{
+    if (c->closed)
+        return;
+    c->closed = 1;
+    c->req = NULL;
+    if (c->ticket != NULL)
+        *c->ticket = NULL;
+    h2o_linklist_unlink(&c->link);
+    if (h2o_linklist_is_linked(&c->dirty_link))
+        h2o_linklist_unlink(&c->dirty_link);
+    for (size_t i = 0; i < c->nsubs; i++) {
+        sub_t *s = &c->subs[i];
+        sub_drop_held(s);
+        if (h2o_linklist_is_linked(&s->topic_link)) {
+            h2o_linklist_unlink(&s->topic_link);
+            s->topic->nsubs--;
+            topic_release_if_unused(c->th, s->topic);
+        }
+    }
+    out_clear(&c->pending);
+    out_clear(&c->inflight);
+    atomic_fetch_sub(&c->th->shared->connections, 1);
+    client_unref(c);
+}
+
+static void on_pool_dispose(void *p)
+{
+    client_t *c = *(client_t **)p;
+    if (c != NULL) {
+        c->ticket = NULL;
+        client_detach(c);
+    }
+}
+
+static void on_stop(h2o_generator_t *g, h2o_req_t *req)
+{
+    (void)req;
+    client_detach(H2O_STRUCT_FROM_MEMBER(client_t, generator, g));
+}
+
+static void on_proceed(h2o_generator_t *g, h2o_req_t *req)
+{
+    (void)req;
+    client_t *c = H2O_STRUCT_FROM_MEMBER(client_t, generator, g);
+    c->sending = 0;
+    out_clear(&c->inflight);
+    if (c->ready) {
+        for (size_t i = 0; i < c->nsubs; i++) {
+            sub_t *s = &c->subs[i];
+            if (s->state == SUB_READING && !s->read_inflight)
+                sub_read(s);
+        }
+    }
+    client_flush(c);
+}
+
+/* ---- writing ------------------------------------------------------------------- */
+
+/* Hands the queued output to h2o unless a write is in flight. */
+static void client_flush(client_t *c)
+{
+    if (c->req == NULL || c->sending || (c->pending.n == 0 && !c->final_pending))
+        return;
+    out_queue_t t = c->inflight;
+    c->inflight = c->pending;
+    c->pending = t;
+    if (c->veccap < c->inflight.n) {
+        h2o_iovec_t *v = realloc(c->vecs, c->inflight.n * sizeof(*v));
+        if (v == NULL)
+            return;
+        c->vecs = v;
+        c->veccap = c->inflight.n;
+    }
+    for (size_t i = 0; i < c->inflight.n; i++) {
+        out_piece_t *p = &c->inflight.pieces[i];
+        const char *base = p->frame != NULL ? p->frame->bytes : c->inflight.own.base;
+        c->vecs[i] = h2o_iovec_init(base + p->off, p->len);
+    }
+    c->sending = 1;
+    c->last_write_tick = c->th->heartbeat_tick;
+    h2o_send_state_t state = c->final_pending ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS;
+    h2o_send(c->req, c->vecs, c->inflight.n, state);
+}
+
+/* A jittered retry: between retry_ms and twice it, so refused clients do
+ * not all come back at once. */
+static long retry_jitter(const client_t *c)
+{
+    long ms = c->th->shared->cfg->retry_ms;
+    return ms + (ms > 0 ? rand() % (ms + 1) : 0);
+}
+
+/* Ends the stream after what is queued, with a comment saying why and a
+ * jittered retry: so the browser comes back (status stays 200). */
+static void client_end(client_t *c, const char *why)
+{
+    if (c->req == NULL || c->final_pending)
+        return;
+    size_t start = c->pending.own.len;
+    sse_frame_comment(&c->pending.own, why, strlen(why));
+    sse_frame_retry(&c->pending.own, retry_jitter(c));
+    out_commit_own(&c->pending, start);
+    c->final_pending = 1;
+    client_flush(c);
+}
+
+/* Drops a client that cannot keep up: its socket is shut down so h2o
+ * stops the stream; it reconnects and catches up from history. */
+static void client_abort(client_t *c, const char *why)
+{
+    if (c->req == NULL || c->final_pending)
+        return;
+    log_info("node", "client dropped", json_pack("{s:s,s:I}", "reason", why, "queued",
+                                                  (json_int_t)(c->pending.bytes + c->held_bytes)));
+    h2o_socket_t *sock = c->req->conn->callbacks->get_socket(c->req->conn);
+    if (sock != NULL)
+        shutdown(h2o_socket_get_fd(sock), SHUT_RDWR);
+    out_clear(&c->pending);
+    c->final_pending = 1;
+    client_flush(c);
+}
+
+/* Over the outbound cap (live bytes queued or held): drop the client. */
+static void client_check_cap(client_t *c)
+{
+    if (c->pending.bytes + c->held_bytes > (size_t)c->th->shared->cfg->client_buffer_bytes)
+        client_abort(c, "slow consumer");
+}
+
+/* ---- framing ------------------------------------------------------------------- */
+
+/* Appends the id line a multi-topic stream sends with every event: the
+ * cursor of every topic's position. */
+static void client_cursor_line(client_t *c, buf_t *out)
+{
+    uint64_t hashes[CURSOR_MAX_TOPICS];
+    stream_id_t ids[CURSOR_MAX_TOPICS];
+    for (size_t i = 0; i < c->nsubs; i++) {
+        hashes[i] = c->subs[i].topic->hash;
+        ids[i] = c->subs[i].pos;
+    }
+    buf_append(out, "id: ", 4);
+    /* cannot fail: client_open refused equal hashes and too many topics */
+    cursor_format(out, hashes, ids, c->nsubs, c->long_hashes);
+    buf_append(out, "\n", 1);
+}
+
+/* Appends this stream's id line for the current positions. */
+static void client_id_line(client_t *c, const sub_t *s, buf_t *out)
+{
+    if (c->nsubs > 1) {
+        client_cursor_line(c, out);
+    } else {
+        char id[STREAM_ID_MAX_TEXT];
+        size_t n = stream_id_format(s->pos, id);
+        sse_frame_id(out, id, n);
+    }
+}
+
+/* Delivers one live frame above the subscription's position. */
+static void sub_deliver(sub_t *s, frame_t *f)
+{
+    client_t *c = s->client;
+    if (stream_id_cmp(f->id, s->pos) <= 0)
+        return;
+    s->pos = f->id;
+    if (c->nsubs == 1) {
+        out_push(&c->pending, f, 0, f->len);
+    } else {
+        size_t start = c->pending.own.len;
+        client_cursor_line(c, &c->pending.own);
+        out_commit_own(&c->pending, start);
+        out_push(&c->pending, f, f->id_len, f->len - f->id_len);
+    }
+    client_mark_dirty(c);
+}
+
+/* Returns the string value of field `name` in an entry's field array. */
+static const redisReply *entry_field(const redisReply *fields, const char *name)
+{
+    for (size_t i = 0; i + 1 < fields->elements; i += 2)
+        if (fields->element[i]->type == REDIS_REPLY_STRING && strcmp(fields->element[i]->str, name) == 0 &&
+            fields->element[i + 1]->type == REDIS_REPLY_STRING)
+            return fields->element[i + 1];
+    return NULL;
+}
+
+/* Queues one replayed stream entry ([id, [field, value, ...]]). */
+static void sub_replay_entry(sub_t *s, const redisReply *e)
+{
+    client_t *c = s->client;
+    stream_id_t id;
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING ||
+        e->element[1]->type != REDIS_REPLY_ARRAY ||
+        stream_id_parse(e->element[0]->str, e->element[0]->len, &id) != 0 || stream_id_cmp(id, s->pos) <= 0)
+        return;
+    const redisReply *data = entry_field(e->element[1], "data"), *type = entry_field(e->element[1], "type"),
+                     *retry = entry_field(e->element[1], "retry");
+    s->pos = id;
+    size_t start = c->pending.own.len;
+    client_id_line(c, s, &c->pending.own);
+    sse_frame_body(&c->pending.own, type ? type->str : NULL, type ? type->len : 0, retry ? atol(retry->str) : -1,
+                   data ? data->str : "", data ? data->len : 0);
+    out_commit_own(&c->pending, start);
+}
+
+static const char *gap_reason_names[GAP_NREASONS] = {"", "bad_cursor", "cursor_topics", "trimmed", "expired"};
+
+/* Queues an ssehub.gap event naming the topics that had this reason. */
+static void client_gap_event(client_t *c, enum gap_reason reason, int only_sub)
+{
+    json_t *topics = json_array();
+    for (size_t i = 0; i < c->nsubs; i++)
+        if (c->subs[i].gap == reason && (only_sub < 0 || (size_t)only_sub == i))
+            json_array_append_new(topics, json_stringn(c->subs[i].topic->name, c->subs[i].topic->name_len));
+    if (json_array_size(topics) == 0 && !(reason == GAP_CURSOR_TOPICS && c->cursor_extra)) {
+        json_decref(topics);
+        return;
+    }
+    json_t *o = json_pack("{s:s,s:o}", "reason", gap_reason_names[reason], "topics", topics);
+    char *text = json_dumps(o, JSON_COMPACT);
+    size_t start = c->pending.own.len;
+    sse_frame_body(&c->pending.own, "ssehub.gap", 10, -1, text, strlen(text));
+    out_commit_own(&c->pending, start);
+    free(text);
+    json_decref(o);
+}
+
+/* ---- replay ---------------------------------------------------------------------- */
+
+/* History is read; hand over the live frames held meanwhile (those above
+ * the replayed position) and go live. */
+static void sub_go_live(sub_t *s)
+{
+    s->state = SUB_LIVE;
+    for (size_t i = 0; i < s->nheld; i++)
+        sub_deliver(s, s->held[i]);
+    sub_drop_held(s);
+}
+
+/* Queues a batch of entries; a full batch means more may follow. */
+static void sub_take_batch(sub_t *s, const redisReply *r)
+{
+    const redisReply *entries = r->element[2];
+    for (size_t i = 0; i < entries->elements; i++)
+        sub_replay_entry(s, entries->element[i]);
+    client_mark_dirty(s->client);
+    if (entries->elements >= (size_t)s->client->th->shared->cfg->replay_batch)
+        s->state = SUB_READING;
+    else
+        sub_go_live(s);
+}
+
+/* Every topic's first read is in: gaps first, then the cursor event for
+ * a stream that came without one, then the history, then live. */
+static void client_become_ready(client_t *c)
+{
+    c->ready = 1;
+    for (int reason = GAP_BAD_CURSOR; reason < GAP_NREASONS; reason++)
+        client_gap_event(c, reason, -1);
+    if (c->no_cursor) {
+        size_t start = c->pending.own.len;
+        client_id_line(c, &c->subs[0], &c->pending.own);
+        sse_frame_body(&c->pending.own, "ssehub.cursor", 13, -1, "", 0);
+        out_commit_own(&c->pending, start);
+    }
+    for (size_t i = 0; i < c->nsubs; i++) {
+        sub_t *s = &c->subs[i];
+        redisReply *r = s->first;
+        s->first = NULL;
+        sub_take_batch(s, r);
+        freeReplyObject(r);
+    }
+    for (size_t i = 0; i < c->nsubs; i++)
+        if (c->subs[i].state == SUB_READING && !c->subs[i].read_inflight)
+            sub_read(&c->subs[i]);
+    client_mark_dirty(c);
+}
+
+/* Checks the shape of an ssehub_read reply: [status, position, entries]. */
+static int read_reply_ok(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_ARRAY && r->elements == 3 && r->element[0]->type == REDIS_REPLY_STRING &&
+           r->element[1]->type == REDIS_REPLY_STRING && r->element[2]->type == REDIS_REPLY_ARRAY;
+}
+
+static int on_read_reply(redis_conn_t *conn, redisReply *r, void *data)
+{
+    sub_t *s = data;
+    client_t *c = s->client;
+    int keep = 0;
+    (void)conn;
+    s->read_inflight = 0;
+    if (c->closed || r == NULL) {
+        /* closed, or the link broke: the link-down path re-reads later */
+        client_unref(c);
+        return 0;
+    }
+    if (!read_reply_ok(r)) {
+        const char *err = r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply";
+        log_error("node", "history read failed", json_pack("{s:s,s:s}", "topic", s->topic->name, "error", err));
+        if (r->type == REDIS_REPLY_ERROR && functions_missing_error(r->str, r->len))
+            redis_conn_reset(c->th->cmd); /* reconnecting loads the library again */
+        else
+            client_end(c, "history unavailable");
+        client_unref(c);
+        return 0;
+    }
+    const char *status = r->element[0]->str;
+    enum gap_reason gap = strcmp(status, "gap") == 0 ? GAP_TRIMMED : strcmp(status, "expired") == 0 ? GAP_EXPIRED : GAP_NONE;
+    if (!s->first_done) {
+        s->first_done = 1;
+        if (gap != GAP_NONE && s->gap == GAP_NONE)
+            s->gap = gap;
+        if (s->from_now)
+            stream_id_parse(r->element[1]->str, r->element[1]->len, &s->pos);
+        s->first = r;
+        keep = 1;
+        if (--c->first_left == 0)
+            client_become_ready(c);
+    } else {
+        if (gap != GAP_NONE) {
+            s->gap = gap;
+            client_gap_event(c, gap, (int)(s - c->subs));
+        }
+        sub_take_batch(s, r);
+        if (s->state == SUB_READING && c->pending.bytes < (size_t)c->th->shared->cfg->client_buffer_bytes / 2)
+            sub_read(s);
+    }
+    client_unref(c);
+    return keep;
+}
+
+/* Reads the next batch of history after the subscription's position. */
+static void sub_read(sub_t *s)
+{
+    client_t *c = s->client;
+    const ssehub_config_t *cfg = c->th->shared->cfg;
+    char after[STREAM_ID_MAX_TEXT], count[24], maxage[24];
+    const char *a = after;
+    if (!s->first_done && s->from_now)
+        a = "$";
+    else if (!s->first_done && s->from_earliest)
+        a = "earliest";
+    else
+        stream_id_format(s->pos, after);
+    snprintf(count, sizeof(count), "%ld", cfg->replay_batch);
+    snprintf(maxage, sizeof(maxage), "%ld", cfg->history_max_age);
+    const char *argv[8] = {"FCALL_RO", SSEHUB_FN_READ, "1", s->topic->stream_key.base, a, count, "maxage", maxage};
+    size_t lens[8];
+    for (int i = 0; i < 8; i++)
+        lens[i] = i == 3 ? s->topic->stream_key.len : strlen(argv[i]);
+    s->state = SUB_READING;
+    c->refcnt++;
+    s->read_inflight = 1;
+    if (redis_conn_command(c->th->cmd, on_read_reply, s, 8, argv, lens) != 0) {
+        s->read_inflight = 0;
+        c->refcnt--;
+        s->state = SUB_WAIT_SUB; /* the link is down; re-read when it is back */
+    }
+}
+
+/* ---- topic-layer callbacks -------------------------------------------------------- */
+
+void client_on_subscribed(sub_t *s)
+{
+    if (s->client->closed || s->state != SUB_WAIT_SUB)
+        return;
+    sub_read(s);
+}
+
+void client_on_live(sub_t *s, frame_t *f)
+{
+    client_t *c = s->client;
+    if (c->closed || c->final_pending)
+        return;
+    if (!c->ready || s->state != SUB_LIVE) {
+        if (s->nheld == s->capheld) {
+            size_t cap = s->capheld ? s->capheld * 2 : 8;
+            frame_t **h = realloc(s->held, cap * sizeof(*h));
+            if (h == NULL) {
+                client_abort(c, "out of memory");
+                return;
+            }
+            s->held = h;
+            s->capheld = cap;
+        }
+        s->held[s->nheld++] = frame_ref(f);
+        c->held_bytes += f->len;
+    } else {
+        sub_deliver(s, f);
+    }
+    client_check_cap(c);
+}
+
+/* ---- opening a stream --------------------------------------------------------------- */
+
+static int sub_cmp_hash(const void *a, const void *b)
+{
+    uint64_t x = ((const sub_t *)a)->topic->hash, y = ((const sub_t *)b)->topic->hash;
+    return x < y ? -1 : x > y;
+}
+
+/* Sets each subscription's starting point from the client's cursor. */
+static void client_apply_cursor(client_t *c, const cursor_t *cur)
+{
+    size_t matched = 0;
+    for (size_t i = 0; i < c->nsubs; i++) {
+        sub_t *s = &c->subs[i];
+        switch (cur->kind) {
+        case CURSOR_NONE:
+            s->from_now = 1;
+            c->no_cursor = 1;
+            break;
+        case CURSOR_EARLIEST:
+            s->from_earliest = 1;
+            break;
+        case CURSOR_ENTRY:
+            s->pos = cur->id;
+            break;
+        case CURSOR_MULTI:
+            if (cursor_lookup(cur, s->topic->hash, &s->pos) == 0) {
+                matched++;
+            } else {
+                s->from_earliest = 1;
+                s->gap = GAP_CURSOR_TOPICS;
+            }
+            break;
+        case CURSOR_INVALID:
+            s->from_earliest = 1;
+            s->gap = GAP_BAD_CURSOR;
+            break;
+        }
+    }
+    if (cur->kind == CURSOR_MULTI && cur->npos > matched)
+        c->cursor_extra = 1;
+}
+
+/* Sends the response head (200, text/event-stream, no caching or proxy
+ * buffering) and the first retry: line. */
+static void client_start_response(client_t *c, h2o_req_t *req)
+{
+    req->res.status = 200;
+    req->res.reason = "OK";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/event-stream"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-accel-buffering"), 0, NULL,
+                          H2O_STRLIT("no"));
+    c->generator.proceed = on_proceed;
+    c->generator.stop = on_stop;
+    h2o_start_response(req, &c->generator);
+    size_t start = c->pending.own.len;
+    sse_frame_retry(&c->pending.own, c->th->shared->cfg->retry_ms);
+    out_commit_own(&c->pending, start);
+}
+
+int client_open(node_thread_t *th, h2o_req_t *req, const h2o_iovec_t *topics, size_t ntopics,
+                const cursor_t *cursor)
+{
+    client_t *c = calloc(1, sizeof(*c));
+    if (c == NULL || (c->subs = calloc(ntopics, sizeof(*c->subs))) == NULL) {
+        free(c);
+        return -1;
+    }
+    c->th = th;
+    c->req = req;
+    c->refcnt = 1;
+    c->nsubs = ntopics;
+    for (size_t i = 0; i < ntopics; i++) {
+        c->subs[i].client = c;
+        if ((c->subs[i].topic = topic_acquire(th, topics[i].base, topics[i].len)) == NULL) {
+            for (size_t j = 0; j < i; j++) {
+                c->subs[j].topic->nsubs--;
+                topic_release_if_unused(th, c->subs[j].topic);
+            }
+            free(c->subs);
+            free(c);
+            return -1;
+        }
+        c->subs[i].topic->nsubs++; /* hold it while the others are acquired */
+    }
+    qsort(c->subs, ntopics, sizeof(*c->subs), sub_cmp_hash);
+    uint64_t hashes[CURSOR_MAX_TOPICS];
+    for (size_t i = 0; i < ntopics; i++) {
+        hashes[i] = c->subs[i].topic->hash;
+        if (i > 0 && hashes[i] == hashes[i - 1]) {
+            /* FNV-1a can be made to collide on purpose; such a pair cannot
+             * share one cursor, so the request is refused outright */
+            for (size_t j = 0; j < ntopics; j++) {
+                c->subs[j].topic->nsubs--;
+                topic_release_if_unused(th, c->subs[j].topic);
+            }
+            free(c->subs);
+            free(c);
+            return -2;
+        }
+    }
+    c->long_hashes = cursor_needs_long_hashes(hashes, ntopics);
+    client_apply_cursor(c, cursor);
+
+    c->ticket = h2o_mem_alloc_shared(&req->pool, sizeof(*c->ticket), on_pool_dispose);
+    *c->ticket = c;
+    h2o_linklist_insert(&th->clients, &c->link);
+    atomic_fetch_add(&th->shared->connections, 1);
+    client_start_response(c, req);
+    c->first_left = ntopics;
+    for (size_t i = 0; i < ntopics; i++) {
+        sub_t *s = &c->subs[i];
+        s->state = SUB_WAIT_SUB;
+        h2o_linklist_insert(&s->topic->subs, &s->topic_link);
+        if (s->topic->state == TOPIC_SUBSCRIBED)
+            client_on_subscribed(s);
+    }
+    client_flush(c);
+    return 0;
+}
+
+/* ---- thread-wide ------------------------------------------------------------------------ */
+
+void clients_on_link_down(node_thread_t *th)
+{
+    for (h2o_linklist_t *l = th->clients.next, *next; l != &th->clients; l = next) {
+        next = l->next;
+        client_t *c = H2O_STRUCT_FROM_MEMBER(client_t, link, l);
+        if (!c->ready) {
+            client_end(c, "redis unavailable, retry later");
+            continue;
+        }
+        for (size_t i = 0; i < c->nsubs; i++) {
+            sub_drop_held(&c->subs[i]);
+            c->subs[i].state = SUB_WAIT_SUB;
+        }
+    }
+}
+
+void clients_flush_dirty(node_thread_t *th)
+{
+    while (!h2o_linklist_is_empty(&th->dirty)) {
+        client_t *c = H2O_STRUCT_FROM_MEMBER(client_t, dirty_link, th->dirty.next);
+        h2o_linklist_unlink(&c->dirty_link);
+        client_flush(c);
+    }
+}
+
+void clients_heartbeat(node_thread_t *th)
+{
+    for (h2o_linklist_t *l = th->clients.next; l != &th->clients; l = l->next) {
+        client_t *c = H2O_STRUCT_FROM_MEMBER(client_t, link, l);
+        /* last_write_tick is the tick of the client's last write: older
+         * than the current one means idle for a whole interval */
+        if (c->last_write_tick != th->heartbeat_tick && c->pending.n == 0 && !c->sending) {
+            size_t start = c->pending.own.len;
+            buf_append(&c->pending.own, ":\n\n", 3);
+            out_commit_own(&c->pending, start);
+            client_flush(c);
+        }
+    }
+    th->heartbeat_tick++;
+}
+
+void clients_close_all(node_thread_t *th, const char *why)
+{
+    for (h2o_linklist_t *l = th->clients.next, *next; l != &th->clients; l = next) {
+        next = l->next;
+        client_end(H2O_STRUCT_FROM_MEMBER(client_t, link, l), why);
+    }
+}

@@ -1,0 +1,332 @@
+/* HTTP routes of the node and the life of one worker thread: its h2o
+ * context and listener, its Redis link (a command and a pub/sub
+ * connection, up or down together), heartbeats and shutdown. */
+#include "node/server.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "broker/stream_keys.h"
+#include "common/log.h"
+#include "node/client.h"
+#include "node/cursor.h"
+#include "node/query.h"
+
+extern const char ssehub_demo_html[];
+extern const size_t ssehub_demo_html_len;
+
+/* ---- responses ---------------------------------------------------------------- */
+
+/* Sends a complete JSON error: {"error": code, "message": msg}. */
+static int send_json_error(h2o_req_t *req, int status, const char *reason, const char *code, const char *msg)
+{
+    json_t *o = json_pack("{s:s,s:s}", "error", code, "message", msg);
+    char *body = json_dumps(o, JSON_COMPACT);
+    req->res.status = status;
+    req->res.reason = reason;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+    h2o_send_inline(req, body, strlen(body));
+    free(body);
+    json_decref(o);
+    return 0;
+}
+
+static int send_text(h2o_req_t *req, int status, const char *reason, const char *type, const char *body, size_t len)
+{
+    req->res.status = status;
+    req->res.reason = reason;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, strlen(type));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    h2o_send_inline(req, body, len);
+    return 0;
+}
+
+/* A stream refused for a passing reason: 200 (any other status stops a
+ * browser's EventSource for good), a jittered retry: and a comment. */
+static int send_stream_refusal(node_thread_t *th, h2o_req_t *req, const char *why)
+{
+    long ms = th->shared->cfg->retry_ms;
+    ms += ms > 0 ? rand() % (ms + 1) : 0;
+    char body[256];
+    int n = snprintf(body, sizeof(body), "retry: %ld\n: %s\n\n", ms, why);
+    return send_text(req, 200, "OK", "text/event-stream", body, (size_t)n);
+}
+
+/* ---- /events ---------------------------------------------------------------------- */
+
+/* The parsed query of a stream request. */
+typedef struct stream_query {
+    h2o_iovec_t topics[CURSOR_MAX_TOPICS];
+    size_t ntopics;
+    buf_t store;          /* decoded topic bytes, NUL-separated */
+    buf_t last_event_id;  /* from lastEventID */
+    int has_last_event_id;
+} stream_query_t;
+
+/* Collects topic= and lastEventID= parameters; returns NULL, or the error
+ * code with a message in msg. */
+static const char *parse_stream_query(node_thread_t *th, h2o_req_t *req, stream_query_t *q, char *msg, size_t msglen)
+{
+    const ssehub_config_t *cfg = th->shared->cfg;
+    size_t offsets[CURSOR_MAX_TOPICS + 1];
+    buf_t name = BUF_INIT, value = BUF_INIT;
+    const char *err = NULL;
+    if (req->query_at != SIZE_MAX) {
+        const char *cur = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+        int r;
+        while (err == NULL && (r = query_next(&cur, end, &name, &value)) != 0) {
+            if (r < 0) {
+                err = "bad_query";
+                snprintf(msg, msglen, "malformed percent-encoding in the query string");
+            } else if (strcmp(name.base, "topic") == 0) {
+                int v = topic_validate(value.base, value.len, (size_t)cfg->max_topic_length);
+                if (v != TOPIC_OK) {
+                    err = "bad_topic";
+                    snprintf(msg, msglen, "topic is %s", topic_error_name(v));
+                } else if (q->ntopics >= (size_t)cfg->max_topics_per_connection) {
+                    err = "too_many_topics";
+                    snprintf(msg, msglen, "at most %ld topics per connection", cfg->max_topics_per_connection);
+                } else {
+                    offsets[q->ntopics++] = q->store.len;
+                    buf_append(&q->store, value.base, value.len + 1);
+                }
+            } else if (strcmp(name.base, "lastEventID") == 0) {
+                buf_clear(&q->last_event_id);
+                buf_append(&q->last_event_id, value.base, value.len);
+                q->has_last_event_id = 1;
+            }
+        }
+    }
+    buf_free(&name);
+    buf_free(&value);
+    if (err == NULL && q->ntopics == 0) {
+        err = "missing_topic";
+        snprintf(msg, msglen, "give at least one topic= parameter");
+    }
+    /* pointers only now: the store may have moved while growing */
+    size_t kept = 0;
+    for (size_t i = 0; err == NULL && i < q->ntopics; i++) {
+        h2o_iovec_t t = h2o_iovec_init(q->store.base + offsets[i], strlen(q->store.base + offsets[i]));
+        int dup = 0;
+        for (size_t j = 0; j < kept && !dup; j++)
+            dup = q->topics[j].len == t.len && memcmp(q->topics[j].base, t.base, t.len) == 0;
+        if (!dup)
+            q->topics[kept++] = t;
+    }
+    if (err == NULL)
+        q->ntopics = kept;
+    return err;
+}
+
+/* Returns the client's cursor: the Last-Event-ID header wins over the
+ * lastEventID query parameter. */
+static void stream_cursor(h2o_req_t *req, const stream_query_t *q, cursor_t *cur)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("last-event-id"), -1);
+    if (i >= 0) {
+        h2o_iovec_t v = req->headers.entries[i].value;
+        cursor_parse(v.base, v.len, cur);
+    } else if (q->has_last_event_id) {
+        cursor_parse(q->last_event_id.base, q->last_event_id.len, cur);
+    } else {
+        cursor_parse("", 0, cur);
+    }
+}
+
+static int on_events(node_thread_t *th, h2o_req_t *req)
+{
+    if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")))
+        return send_json_error(req, 405, "Method Not Allowed", "method_not_allowed", "use GET");
+    stream_query_t q = {.ntopics = 0};
+    char msg[160];
+    const char *err = parse_stream_query(th, req, &q, msg, sizeof(msg));
+    int ret;
+    if (err != NULL) {
+        ret = send_json_error(req, 400, "Bad Request", err, msg);
+    } else if (atomic_load(&th->shared->stopping)) {
+        ret = send_stream_refusal(th, req, "node shutting down, retry later");
+    } else if (!th->link_ready) {
+        ret = send_stream_refusal(th, req, "redis unavailable, retry later");
+    } else if (atomic_load(&th->shared->connections) >= th->shared->cfg->max_connections) {
+        ret = send_stream_refusal(th, req, "connection limit reached, retry later");
+    } else {
+        cursor_t *cur = malloc(sizeof(*cur));
+        if (cur == NULL) {
+            ret = send_stream_refusal(th, req, "out of memory, retry later");
+        } else {
+            stream_cursor(req, &q, cur);
+            int r = client_open(th, req, q.topics, q.ntopics, cur);
+            if (r == -2)
+                ret = send_json_error(req, 400, "Bad Request", "topic_hash_collision",
+                                      "two of these topics have the same hash; subscribe to them separately");
+            else
+                ret = r == 0 ? 0 : send_stream_refusal(th, req, "out of memory, retry later");
+            free(cur);
+        }
+    }
+    buf_free(&q.store);
+    buf_free(&q.last_event_id);
+    return ret;
+}
+
+/* ---- routes ----------------------------------------------------------------------- */
+
+static int path_is(h2o_req_t *req, const char *p)
+{
+    size_t n = strlen(p);
+    return req->path_normalized.len == n && memcmp(req->path_normalized.base, p, n) == 0;
+}
+
+static int on_request(h2o_handler_t *self, h2o_req_t *req)
+{
+    (void)self;
+    node_thread_t *th = node_thread_of(req);
+    if (path_is(req, "/events"))
+        return on_events(th, req);
+    if (path_is(req, "/healthz"))
+        return send_text(req, 200, "OK", "application/json", H2O_STRLIT("{\"status\":\"ok\"}"));
+    if (path_is(req, "/readyz")) {
+        if (atomic_load(&th->shared->stopping))
+            return send_json_error(req, 503, "Service Unavailable", "draining", "node is shutting down");
+        if (!th->link_ready)
+            return send_json_error(req, 503, "Service Unavailable", "redis_unavailable", "no Redis link");
+        return send_text(req, 200, "OK", "application/json", H2O_STRLIT("{\"status\":\"ready\"}"));
+    }
+    if (path_is(req, "/"))
+        return send_text(req, 200, "OK", "text/html; charset=utf-8", ssehub_demo_html, ssehub_demo_html_len);
+    return send_json_error(req, 404, "Not Found", "not_found", "no such endpoint");
+}
+
+void server_register_routes(node_shared_t *shared, h2o_hostconf_t *host)
+{
+    (void)shared;
+    h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
+    h2o_handler_t *h = h2o_create_handler(path, sizeof(*h));
+    h->on_req = on_request;
+}
+
+/* ---- the Redis link ------------------------------------------------------------------- */
+
+static void on_link_ready(redis_conn_t *conn, void *data)
+{
+    node_thread_t *th = data;
+    (void)conn;
+    if (th->link_ready || th->cmd == NULL || th->sub == NULL || !redis_conn_is_ready(th->cmd) ||
+        !redis_conn_is_ready(th->sub))
+        return;
+    th->link_ready = 1;
+    topics_on_link_up(th);
+}
+
+/* Either connection failing takes the whole link down, so subscriptions and
+ * history reads always restart together. */
+static void on_link_down(redis_conn_t *conn, void *data)
+{
+    node_thread_t *th = data;
+    th->link_ready = 0;
+    clients_on_link_down(th);
+    topics_on_link_down(th);
+    redis_conn_t *other = conn == th->cmd ? th->sub : th->cmd;
+    if (other != NULL && redis_conn_is_ready(other))
+        redis_conn_reset(other);
+}
+
+static void on_push(redis_conn_t *conn, redisReply *reply, void *data)
+{
+    (void)conn;
+    topics_on_push(data, reply);
+}
+
+static void on_batch_end(redis_conn_t *conn, void *data)
+{
+    (void)conn;
+    clients_flush_dirty(data);
+}
+
+/* ---- the thread --------------------------------------------------------------------------- */
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    node_thread_t *th = listener->data;
+    if (err != NULL)
+        return;
+    for (int i = 0; i < 64; i++) {
+        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+        if (sock == NULL)
+            break;
+        h2o_accept(&th->accept_ctx, sock);
+    }
+}
+
+static void on_heartbeat(h2o_timeout_entry_t *entry)
+{
+    node_thread_t *th = H2O_STRUCT_FROM_MEMBER(node_thread_t, heartbeat, entry);
+    clients_heartbeat(th);
+    h2o_timeout_link(th->loop, &th->heartbeat_timeout, &th->heartbeat);
+}
+
+/* Sets up the loop, context, listener, Redis link and heartbeat timer. */
+static void thread_setup(node_thread_t *th)
+{
+    node_shared_t *sh = th->shared;
+    th->loop = h2o_evloop_create();
+    h2o_context_init(&th->ctx, th->loop, &sh->h2o);
+    th->accept_ctx.ctx = &th->ctx;
+    th->accept_ctx.hosts = sh->h2o.hosts;
+    th->listener = h2o_evloop_socket_create(th->loop, th->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
+    th->listener->data = th;
+    h2o_socket_read_start(th->listener, on_accept);
+    topic_table_init(&th->topics);
+    h2o_linklist_init_anchor(&th->clients);
+    h2o_linklist_init_anchor(&th->dirty);
+    redis_conn_callbacks_t cmd_cbs = {on_link_ready, on_link_down, NULL, on_batch_end};
+    redis_conn_callbacks_t sub_cbs = {on_link_ready, on_link_down, on_push, on_batch_end};
+    char name[32];
+    snprintf(name, sizeof(name), "cmd-%d", th->index);
+    th->cmd = redis_conn_new(th->loop, &sh->redis, name, 1, &cmd_cbs, th);
+    snprintf(name, sizeof(name), "sub-%d", th->index);
+    th->sub = redis_conn_new(th->loop, &sh->redis, name, 0, &sub_cbs, th);
+    h2o_timeout_init(th->loop, &th->heartbeat_timeout, (uint64_t)sh->cfg->heartbeat_interval * 1000);
+    th->heartbeat.cb = on_heartbeat;
+    h2o_timeout_link(th->loop, &th->heartbeat_timeout, &th->heartbeat);
+}
+
+/* Closes the listener, ends every stream, lets h2o finish writing (for at
+ * most two seconds) and frees everything the thread owns. */
+static void thread_teardown(node_thread_t *th)
+{
+    h2o_socket_read_stop(th->listener);
+    h2o_socket_close(th->listener);
+    th->listener = NULL;
+    clients_close_all(th, "node shutting down, reconnect");
+    h2o_context_request_shutdown(&th->ctx);
+    uint64_t until = h2o_now(th->loop) + 2000;
+    while (!h2o_linklist_is_empty(&th->clients) && h2o_now(th->loop) < until)
+        h2o_evloop_run(th->loop, 50);
+    h2o_timeout_unlink(&th->heartbeat);
+    h2o_timeout_dispose(th->loop, &th->heartbeat_timeout);
+    redis_conn_free(th->cmd);
+    redis_conn_free(th->sub);
+    th->cmd = th->sub = NULL;
+    for (int i = 0; i < 10; i++)
+        h2o_evloop_run(th->loop, 10);
+    topic_table_dispose(&th->topics);
+    buf_free(&th->scratch);
+    /* request_shutdown armed HTTP/2's graceful-shutdown timer on a context
+     * timeout; dispose asserts that none is armed */
+    if (h2o_timeout_is_linked(&th->ctx.http2._graceful_shutdown_timeout))
+        h2o_timeout_unlink(&th->ctx.http2._graceful_shutdown_timeout);
+    h2o_context_dispose(&th->ctx);
+    h2o_evloop_destroy(th->loop);
+}
+
+void *server_thread_main(void *arg)
+{
+    node_thread_t *th = arg;
+    thread_setup(th);
+    while (!atomic_load(&th->shared->stopping))
+        h2o_evloop_run(th->loop, 100);
+    thread_teardown(th);
+    return NULL;
+}

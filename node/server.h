@@ -1,0 +1,61 @@
+/* The node's per-thread world: one h2o loop, listener, Redis link and topic
+ * table per worker thread, sharing only read-only configuration. */
+#ifndef SSEHUB_NODE_SERVER_H
+#define SSEHUB_NODE_SERVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <h2o.h>
+
+#include "common/config.h"
+#include "common/redis_url.h"
+#include "node/redis_conn.h"
+#include "node/topic.h"
+
+/* Read-only after start-up; one per process. */
+typedef struct node_shared {
+    const ssehub_config_t *cfg;
+    redis_url_t redis;
+    h2o_globalconf_t h2o;
+    atomic_long connections;  /* open streams, all threads */
+    atomic_int stopping;      /* set by SIGTERM/SIGINT */
+} node_shared_t;
+
+/* Everything one worker thread owns. h2o's context is embedded so request
+ * handlers find their thread from req->conn->ctx. */
+typedef struct node_thread {
+    h2o_context_t ctx;
+    node_shared_t *shared;
+    int index;
+    pthread_t tid;
+    h2o_evloop_t *loop;
+    h2o_accept_ctx_t accept_ctx;
+    int listen_fd;
+    h2o_socket_t *listener;
+
+    redis_conn_t *cmd; /* commands: replay reads */
+    redis_conn_t *sub; /* pub/sub: live channels */
+    int link_ready;    /* both connections ready and channels resubscribed */
+
+    topic_table_t topics;
+    h2o_linklist_t clients;   /* every open client_t (client.h) */
+    h2o_linklist_t dirty;     /* clients with output queued since the last flush pass */
+    h2o_timeout_t heartbeat_timeout;
+    h2o_timeout_entry_t heartbeat;
+    uint64_t heartbeat_tick;
+    buf_t scratch;            /* reused while framing live events */
+} node_thread_t;
+
+/* Returns the thread that owns a request. */
+static inline node_thread_t *node_thread_of(h2o_req_t *req)
+{
+    return H2O_STRUCT_FROM_MEMBER(node_thread_t, ctx, req->conn->ctx);
+}
+
+/* Registers the HTTP routes on the host configuration. */
+void server_register_routes(node_shared_t *shared, h2o_hostconf_t *host);
+/* Runs one worker thread until the process stops (pthread entry point). */
+void *server_thread_main(void *arg);
+
+#endif

@@ -1,0 +1,291 @@
+/* The topic table of one worker thread and the topics' Redis subscriptions
+ * (see topic.h). Live messages are decoded and framed here, once per topic
+ * and thread, and handed to the subscribers in client.c. */
+#include "node/topic.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "broker/envelope.h"
+#include "broker/stream_keys.h"
+#include "common/log.h"
+#include "node/client.h"
+#include "node/cursor.h"
+#include "node/server.h"
+#include "node/sse_frame.h"
+
+/* ---- frames ---------------------------------------------------------------- */
+
+void frame_release(frame_t *f)
+{
+    if (f != NULL && --f->refcnt == 0)
+        free(f);
+}
+
+/* Frames one live event: the id line, then the shared body. NULL on OOM. */
+static frame_t *frame_build(const envelope_t *ev, buf_t *scratch)
+{
+    char id[STREAM_ID_MAX_TEXT];
+    size_t idlen = stream_id_format(ev->id, id);
+    buf_clear(scratch);
+    if (sse_frame_id(scratch, id, idlen) != 0)
+        return NULL;
+    size_t id_line = scratch->len;
+    if (sse_frame_body(scratch, ev->type, ev->type_len, ev->retry, ev->data, ev->data_len) != 0)
+        return NULL;
+    frame_t *f = malloc(sizeof(*f) + scratch->len);
+    if (f == NULL)
+        return NULL;
+    f->refcnt = 1;
+    f->id = ev->id;
+    f->id_len = (uint32_t)id_line;
+    f->len = (uint32_t)scratch->len;
+    memcpy(f->bytes, scratch->base, scratch->len);
+    return f;
+}
+
+/* ---- the table ----------------------------------------------------------------- */
+
+/* FNV-1a over a channel name: the table's key. */
+static uint64_t chan_hash(const char *s, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    return h;
+}
+
+void topic_table_init(topic_table_t *t)
+{
+    t->nbuckets = 64;
+    t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
+    t->count = 0;
+}
+
+/* Returns the topic whose live channel is (chan, len), or NULL. */
+static topic_t *table_find(topic_table_t *t, const char *chan, size_t len)
+{
+    uint64_t h = chan_hash(chan, len);
+    for (topic_t *p = t->buckets[h & (t->nbuckets - 1)]; p != NULL; p = p->next)
+        if (p->chan_hash == h && p->channel.len == len && memcmp(p->channel.base, chan, len) == 0)
+            return p;
+    return NULL;
+}
+
+/* Doubles the bucket array when the table gets crowded. */
+static void table_grow(topic_table_t *t)
+{
+    size_t n = t->nbuckets * 2;
+    topic_t **b = calloc(n, sizeof(*b));
+    if (b == NULL)
+        return;
+    for (size_t i = 0; i < t->nbuckets; i++) {
+        for (topic_t *p = t->buckets[i], *next; p != NULL; p = next) {
+            next = p->next;
+            p->next = b[p->chan_hash & (n - 1)];
+            b[p->chan_hash & (n - 1)] = p;
+        }
+    }
+    free(t->buckets);
+    t->buckets = b;
+    t->nbuckets = n;
+}
+
+static void table_insert(topic_table_t *t, topic_t *p)
+{
+    if (t->count >= t->nbuckets)
+        table_grow(t);
+    topic_t **b = &t->buckets[p->chan_hash & (t->nbuckets - 1)];
+    p->next = *b;
+    *b = p;
+    t->count++;
+}
+
+static void table_remove(topic_table_t *t, topic_t *p)
+{
+    for (topic_t **pp = &t->buckets[p->chan_hash & (t->nbuckets - 1)]; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == p) {
+            *pp = p->next;
+            t->count--;
+            return;
+        }
+    }
+}
+
+static void topic_free(topic_t *p)
+{
+    buf_free(&p->channel);
+    buf_free(&p->stream_key);
+    free(p->name);
+    free(p);
+}
+
+void topic_table_dispose(topic_table_t *t)
+{
+    for (size_t i = 0; i < t->nbuckets; i++) {
+        for (topic_t *p = t->buckets[i], *next; p != NULL; p = next) {
+            next = p->next;
+            topic_free(p);
+        }
+    }
+    free(t->buckets);
+    t->buckets = NULL;
+    t->count = 0;
+}
+
+/* ---- subscriptions ------------------------------------------------------------- */
+
+/* Sends (UN)SUBSCRIBE for one topic; returns 0, or -1 when the link is down. */
+static int topic_send(node_thread_t *th, topic_t *p, const char *verb)
+{
+    const char *argv[2] = {verb, p->channel.base};
+    size_t lens[2] = {strlen(verb), p->channel.len};
+    return redis_conn_command(th->sub, NULL, NULL, 2, argv, lens);
+}
+
+static void topic_subscribe(node_thread_t *th, topic_t *p)
+{
+    if (th->link_ready && topic_send(th, p, "SUBSCRIBE") == 0)
+        p->state = TOPIC_SUBSCRIBING;
+}
+
+topic_t *topic_acquire(node_thread_t *th, const char *name, size_t len)
+{
+    const char *prefix = th->shared->cfg->prefix;
+    buf_t chan = BUF_INIT;
+    if (topic_key(&chan, prefix, name, len, TOPIC_KEY_LIVE) != 0)
+        return NULL;
+    topic_t *p = table_find(&th->topics, chan.base, chan.len);
+    if (p != NULL) {
+        buf_free(&chan);
+        return p;
+    }
+    p = calloc(1, sizeof(*p));
+    if (p == NULL || (p->name = malloc(len + 1)) == NULL ||
+        topic_key(&p->stream_key, prefix, name, len, TOPIC_KEY_STREAM) != 0) {
+        buf_free(&chan);
+        if (p != NULL)
+            topic_free(p);
+        return NULL;
+    }
+    memcpy(p->name, name, len);
+    p->name[len] = '\0';
+    p->name_len = len;
+    p->hash = cursor_topic_hash(name, len);
+    p->channel = chan;
+    p->chan_hash = chan_hash(chan.base, chan.len);
+    p->state = TOPIC_UNSUBSCRIBED;
+    h2o_linklist_init_anchor(&p->subs);
+    table_insert(&th->topics, p);
+    topic_subscribe(th, p);
+    return p;
+}
+
+void topic_release_if_unused(node_thread_t *th, topic_t *p)
+{
+    if (p->nsubs > 0)
+        return;
+    switch (p->state) {
+    case TOPIC_SUBSCRIBED:
+        if (topic_send(th, p, "UNSUBSCRIBE") == 0) {
+            p->state = TOPIC_UNSUBSCRIBING;
+            return;
+        }
+        break;
+    case TOPIC_SUBSCRIBING:
+    case TOPIC_UNSUBSCRIBING:
+        return; /* decided when the confirmation arrives */
+    case TOPIC_UNSUBSCRIBED:
+        break;
+    }
+    table_remove(&th->topics, p);
+    topic_free(p);
+}
+
+void topics_on_link_up(node_thread_t *th)
+{
+    for (size_t i = 0; i < th->topics.nbuckets; i++)
+        for (topic_t *p = th->topics.buckets[i]; p != NULL; p = p->next)
+            if (p->state == TOPIC_UNSUBSCRIBED)
+                topic_subscribe(th, p);
+}
+
+void topics_on_link_down(node_thread_t *th)
+{
+    for (size_t i = 0; i < th->topics.nbuckets; i++) {
+        for (topic_t *p = th->topics.buckets[i], *next; p != NULL; p = next) {
+            next = p->next;
+            p->state = TOPIC_UNSUBSCRIBED;
+            if (p->nsubs == 0) {
+                table_remove(&th->topics, p);
+                topic_free(p);
+            }
+        }
+    }
+}
+
+/* The subscription is active: every waiting subscriber may read history. */
+static void topic_on_subscribed(node_thread_t *th, topic_t *p)
+{
+    if (p->state == TOPIC_UNSUBSCRIBING)
+        return; /* a late duplicate; the unsubscribe decides */
+    p->state = TOPIC_SUBSCRIBED;
+    if (p->nsubs == 0) {
+        topic_release_if_unused(th, p);
+        return;
+    }
+    for (h2o_linklist_t *l = p->subs.next, *next; l != &p->subs; l = next) {
+        next = l->next;
+        client_on_subscribed(H2O_STRUCT_FROM_MEMBER(sub_t, topic_link, l));
+    }
+}
+
+static void topic_on_unsubscribed(node_thread_t *th, topic_t *p)
+{
+    if (p->state != TOPIC_UNSUBSCRIBING)
+        return;
+    p->state = TOPIC_UNSUBSCRIBED;
+    if (p->nsubs > 0)
+        topic_subscribe(th, p);
+    else
+        topic_release_if_unused(th, p);
+}
+
+/* Decodes a live message, frames it once and hands it to every subscriber. */
+static void topic_on_message(node_thread_t *th, topic_t *p, const char *msg, size_t len)
+{
+    envelope_t ev;
+    if (envelope_decode_live(msg, len, &ev) != 0) {
+        log_warn("node", "malformed live message", json_pack("{s:s}", "topic", p->name));
+        return;
+    }
+    frame_t *f = frame_build(&ev, &th->scratch);
+    if (f == NULL) {
+        log_error("node", "cannot frame event", json_pack("{s:s}", "topic", p->name));
+        return;
+    }
+    for (h2o_linklist_t *l = p->subs.next, *next; l != &p->subs; l = next) {
+        next = l->next;
+        client_on_live(H2O_STRUCT_FROM_MEMBER(sub_t, topic_link, l), f);
+    }
+    frame_release(f);
+}
+
+void topics_on_push(node_thread_t *th, const void *reply)
+{
+    const redisReply *r = reply;
+    if (r->elements < 2 || r->element[1]->type != REDIS_REPLY_STRING)
+        return;
+    const char *kind = r->element[0]->str;
+    topic_t *p = table_find(&th->topics, r->element[1]->str, r->element[1]->len);
+    if (p == NULL)
+        return;
+    if (strcmp(kind, "message") == 0 && r->elements == 3 && r->element[2]->type == REDIS_REPLY_STRING)
+        topic_on_message(th, p, r->element[2]->str, r->element[2]->len);
+    else if (strcmp(kind, "subscribe") == 0)
+        topic_on_subscribed(th, p);
+    else if (strcmp(kind, "unsubscribe") == 0)
+        topic_on_unsubscribed(th, p);
+}

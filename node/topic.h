@@ -1,0 +1,81 @@
+/* The topics one worker thread serves: a table keyed by live channel name,
+ * each topic with its Redis subscription state and its local subscribers.
+ * A topic is SUBSCRIBEd on its first local subscriber and UNSUBSCRIBEd after
+ * its last; live messages are framed once here and handed to every
+ * subscriber. */
+#ifndef SSEHUB_NODE_TOPIC_H
+#define SSEHUB_NODE_TOPIC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <h2o/linklist.h>
+
+#include "broker/stream_id.h"
+#include "common/buf.h"
+
+struct node_thread;
+
+enum topic_state {
+    TOPIC_UNSUBSCRIBED, /* no SUBSCRIBE on the current Redis link */
+    TOPIC_SUBSCRIBING,  /* SUBSCRIBE sent, confirmation pending */
+    TOPIC_SUBSCRIBED,
+    TOPIC_UNSUBSCRIBING, /* UNSUBSCRIBE sent; SUBSCRIBE again after it if needed */
+};
+
+typedef struct topic {
+    struct topic *next;   /* hash chain */
+    uint64_t chan_hash;
+    char *name;           /* the topic, NUL-terminated copy */
+    size_t name_len;
+    uint64_t hash;        /* cursor_topic_hash(name) */
+    buf_t channel;        /* P{topic}:l */
+    buf_t stream_key;     /* P{topic}:s */
+    enum topic_state state;
+    h2o_linklist_t subs;  /* sub_t.topic_link of local subscribers */
+    size_t nsubs;
+} topic_t;
+
+typedef struct topic_table {
+    topic_t **buckets;
+    size_t nbuckets; /* power of two */
+    size_t count;
+} topic_table_t;
+
+/* Refcounted frame of one live event, shared by every subscriber of the
+ * topic on this thread: "id: <entry id>\n" then the body. Single-topic
+ * streams send all of it; multi-topic streams send their own id line and
+ * the body. Freed when the last reference is released. */
+typedef struct frame {
+    unsigned refcnt;
+    stream_id_t id;
+    uint32_t id_len;  /* bytes of the id line at the start of bytes */
+    uint32_t len;     /* all bytes */
+    char bytes[];
+} frame_t;
+
+static inline frame_t *frame_ref(frame_t *f)
+{
+    f->refcnt++;
+    return f;
+}
+void frame_release(frame_t *f);
+
+void topic_table_init(topic_table_t *t);
+/* Frees every topic (the caller has closed every client first). */
+void topic_table_dispose(topic_table_t *t);
+
+/* Returns the topic, creating it (and subscribing when the link is up)
+ * on first use; NULL only when out of memory. */
+topic_t *topic_acquire(struct node_thread *th, const char *name, size_t len);
+/* Called after a subscriber left; unsubscribes and frees an unused topic. */
+void topic_release_if_unused(struct node_thread *th, topic_t *t);
+
+/* The Redis link came (back) up: SUBSCRIBE every topic. */
+void topics_on_link_up(struct node_thread *th);
+/* The Redis link was lost: every subscription is gone on the server. */
+void topics_on_link_down(struct node_thread *th);
+/* A pub/sub push (subscribe/unsubscribe confirmation or message). */
+void topics_on_push(struct node_thread *th, const void *redis_reply);
+
+#endif

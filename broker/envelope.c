@@ -171,9 +171,7 @@ int envelope_encode_live(buf_t *out, const envelope_t *ev)
     r = r ? r : netstring_append(out, ev->data ? ev->data : "", ev->data ? ev->data_len : 0);
     r = r ? r : envelope_encode_optional(out, ev);
     if (r != 0) {
-        out->len = start;
-        if (out->base)
-            out->base[start] = '\0';
+        buf_truncate(out, start);
         return -ENOMEM;
     }
     return 0;

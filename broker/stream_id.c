@@ -2,15 +2,16 @@
  * ordering and the successor of an id. */
 #include "broker/stream_id.h"
 
+#include "common/text.h"
+
 /* Digits of UINT64_MAX (18446744073709551615). */
-#define U64_MAX_DIGITS 20
 
 /* Parses one decimal part: 1..20 digits, no leading zero unless the part is
  * "0", no overflow. Returns 0 and sets *out, or -1, so the caller can reject
  * any text Redis would not have written. */
 static int parse_u64_decimal(const char *s, size_t len, uint64_t *out)
 {
-    if (len == 0 || len > U64_MAX_DIGITS || (len > 1 && s[0] == '0'))
+    if (len == 0 || len > TEXT_U64_DIGITS || (len > 1 && s[0] == '0'))
         return -1;
     uint64_t v = 0;
     for (size_t i = 0; i < len; i++) {
@@ -42,28 +43,13 @@ int stream_id_parse(const char *s, size_t len, stream_id_t *out)
     return 0;
 }
 
-/* Writes v in decimal at p (no NUL); returns the number of digits, so the
- * caller can go on writing right after them. */
-static size_t format_u64_decimal(uint64_t v, char *p)
-{
-    char tmp[U64_MAX_DIGITS];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    for (size_t i = 0; i < n; i++)
-        p[i] = tmp[n - 1 - i];
-    return n;
-}
-
 /* Returns the length of the text form written into buf (NUL added), so
  * callers can frame it without a strlen. */
 size_t stream_id_format(stream_id_t id, char *buf)
 {
-    size_t n = format_u64_decimal(id.ms, buf);
+    size_t n = text_format_u64(id.ms, buf);
     buf[n++] = '-';
-    n += format_u64_decimal(id.seq, buf + n);
+    n += text_format_u64(id.seq, buf + n);
     buf[n] = '\0';
     return n;
 }

@@ -126,9 +126,7 @@ int topic_key(buf_t *out, const char *prefix, const char *topic, size_t len, enu
     char tail[3] = {'}', ':', (char)kind};
     r = r ? r : buf_append(out, tail, sizeof tail);
     if (r != 0) {
-        out->len = start;
-        if (out->base)
-            out->base[start] = '\0';
+        buf_truncate(out, start);
         return -ENOMEM;
     }
     return 0;
@@ -179,9 +177,7 @@ int topic_from_key(buf_t *out, const char *prefix, const char *name, size_t len)
         return -1;
     size_t start = out->len;
     if (unescape_topic(out, name + plen + 1, len - plen - 4) != 0) {
-        out->len = start;
-        if (out->base)
-            out->base[start] = '\0';
+        buf_truncate(out, start);
         return -1;
     }
     return kind;

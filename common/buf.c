@@ -66,6 +66,13 @@ int buf_printf(buf_t *b, const char *fmt, ...)
     return r;
 }
 
+void buf_truncate(buf_t *b, size_t len)
+{
+    b->len = len;
+    if (b->base)
+        b->base[len] = '\0';
+}
+
 void buf_clear(buf_t *b)
 {
     b->len = 0;

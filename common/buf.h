@@ -27,6 +27,9 @@ int buf_append_char(buf_t *b, char c);
 /* Appends printf output; returns 0 or -ENOMEM. */
 int buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int buf_vprintf(buf_t *b, const char *fmt, va_list ap);
+/* Cuts the contents back to len bytes (len <= b->len), e.g. to undo a
+ * partly appended record. */
+void buf_truncate(buf_t *b, size_t len);
 /* Forgets the contents but keeps the memory. */
 void buf_clear(buf_t *b);
 /* Releases the memory; the buffer is empty and reusable afterwards. */

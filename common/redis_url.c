@@ -3,6 +3,8 @@
  * Messages never quote the password. */
 #include "common/redis_url.h"
 
+#include "common/text.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -28,18 +30,6 @@ __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, 
     return -1;
 }
 
-/* Returns the value 0..15 of a hex digit, or -1 when c is not one. */
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes s[0..n) into out (NUL-terminated); returns 0, or -1 for a
  * bad escape, an encoded NUL or a result that does not fit in outlen. */
 static int percent_decode(const char *s, size_t n, char *out, size_t outlen)
@@ -50,7 +40,7 @@ static int percent_decode(const char *s, size_t n, char *out, size_t outlen)
         if (c == '%') {
             if (i + 2 >= n)
                 return -1;
-            int h = hex_value(s[i + 1]), l = hex_value(s[i + 2]);
+            int h = text_hex_value(s[i + 1]), l = text_hex_value(s[i + 2]);
             if (h < 0 || l < 0 || (h == 0 && l == 0))
                 return -1;
             c = h * 16 + l;

@@ -7,11 +7,6 @@
 
 #include "common/buf.h"
 
-/* Appends the percent-decoded bytes of s to out ('+' becomes a space when
- * plus_is_space). Returns 0, or -1 on a malformed escape ('%' not followed
- * by two hex digits). */
-int percent_decode(buf_t *out, const char *s, size_t len, int plus_is_space);
-
 /* Walks "a=1&b=2" pair by pair: *cur starts at the query (without '?') and
  * advances. On each call, returns 1 with the decoded name and value in the
  * (cleared) bufs, 0 when no pairs are left, -1 on a malformed escape.

@@ -3,6 +3,8 @@
  * EventSource does (WHATWG HTML, "server-sent events"). */
 #include "node/sse_frame.h"
 
+#include "common/text.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
@@ -10,7 +12,6 @@
 /* ---------------------------------------------------------------- framing */
 
 /* Enough for the decimal digits of any long. */
-#define DECIMAL_MAX 24
 
 /* Returns nonzero when s holds CR, LF or NUL: the bytes that would end a
  * field early or, for an id, make the client ignore it. */
@@ -20,21 +21,6 @@ static int has_break_or_nul(const char *s, size_t len)
         if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0')
             return 1;
     return 0;
-}
-
-/* Writes v in decimal at p (no NUL); returns the number of digits so the
- * caller knows how much it wrote. */
-static size_t format_decimal(unsigned long v, char *p)
-{
-    char tmp[DECIMAL_MAX];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    for (size_t i = 0; i < n; i++)
-        p[i] = tmp[n - 1 - i];
-    return n;
 }
 
 /* Returns how many times c occurs in s; memchr keeps this a fast scan for
@@ -99,8 +85,8 @@ int sse_frame_body(buf_t *out, const char *type, size_t type_len, long retry, co
         return -EINVAL;
     if (data_len == 0)
         data = ""; /* NULL is allowed for empty data; pointer math on it is not */
-    char retry_text[DECIMAL_MAX];
-    size_t retry_len = retry >= 0 ? format_decimal((unsigned long)retry, retry_text) : 0;
+    char retry_text[TEXT_U64_DIGITS];
+    size_t retry_len = retry >= 0 ? text_format_u64((uint64_t)retry, retry_text) : 0;
     size_t max_lines = 1 + count_byte(data, data_len, '\r') + count_byte(data, data_len, '\n');
     size_t need = (type_len ? sizeof("event: \n") - 1 + type_len : 0) +
                   (retry >= 0 ? sizeof("retry: \n") - 1 + retry_len : 0) +
@@ -146,8 +132,8 @@ int sse_frame_retry(buf_t *out, long ms)
 {
     if (ms < 0)
         return -EINVAL;
-    char text[DECIMAL_MAX];
-    size_t n = format_decimal((unsigned long)ms, text);
+    char text[TEXT_U64_DIGITS];
+    size_t n = text_format_u64((uint64_t)ms, text);
     if (buf_reserve(out, 7 + n + 2) != 0)
         return -ENOMEM;
     char *p = put(out->base + out->len, "retry: ", 7);

@@ -1,5 +1,6 @@
 /* Unit tests of query-string decoding (node/query.c). */
 #include "node/query.h"
+#include "common/text.h"
 
 #include "tests/unit/check.h"
 
@@ -7,7 +8,7 @@
 static int decode(const char *s, int plus, buf_t *out)
 {
     buf_clear(out);
-    return percent_decode(out, s, strlen(s), plus);
+    return text_percent_decode(out, s, strlen(s), plus);
 }
 
 int main(void)

@@ -1,0 +1,24 @@
+/* Small text codecs several parsers share: hex digits, decimal numbers,
+ * percent-encoding. Pure functions. */
+#ifndef SSEHUB_COMMON_TEXT_H
+#define SSEHUB_COMMON_TEXT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+
+/* Most digits of a uint64_t in decimal. */
+#define TEXT_U64_DIGITS 20
+
+/* Returns the value 0..15 of a hex digit, or -1 when c is not one. */
+int text_hex_value(char c);
+/* Writes v in decimal at p (no NUL, at most TEXT_U64_DIGITS bytes);
+ * returns the number of digits so the caller can write on after them. */
+size_t text_format_u64(uint64_t v, char *p);
+/* Appends the percent-decoded bytes of s to out ('+' becomes a space when
+ * plus_is_space). Returns 0, or -1 on a malformed escape ('%' not followed
+ * by two hex digits) or when out of memory; out is unchanged on failure. */
+int text_percent_decode(buf_t *out, const char *s, size_t len, int plus_is_space);
+
+#endif

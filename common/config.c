@@ -53,6 +53,7 @@ static int check_log_level(const char *v, char *why, size_t whylen);
 #define STR(f) OPT_STRING, offsetof(ssehub_config_t, f)
 #define INT(f) OPT_INT, offsetof(ssehub_config_t, f)
 #define LONG(f) OPT_LONG, offsetof(ssehub_config_t, f)
+#define BOOL(f) OPT_BOOL, offsetof(ssehub_config_t, f)
 
 static const opt_t options[] = {
     {"listen", STR(listen), "0.0.0.0:8080", NODE, 0, 0, check_listen, 0, "HOST:PORT",
@@ -93,6 +94,10 @@ static const opt_t options[] = {
      "HOST:PORT", "the broker's HTTP port for metrics and health; empty = off"},
     {"log_level", STR(log_level), "info", BOTH, 0, 0, check_log_level, 0, "LEVEL",
      "lowest level logged: debug, info, warn or error"},
+    {"http1_takeover", BOOL(http1_takeover), "true", NODE, 0, 1, NULL, 0, "BOOL",
+     "HTTP/1.1 streams leave h2o after the response head (about 0.4 KB per idle stream instead of 10 KB)"},
+    {"replay_memory_events", LONG(replay_memory_events), "256", NODE, 0, 100000, NULL, 0, "N",
+     "last events of each active topic a node keeps in memory to serve resumes without Redis; 0 = off"},
 };
 
 #define N_OPTIONS (sizeof options / sizeof options[0])

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <h2o/http1.h>
+
 #include "broker/functions.h"
 #include "common/log.h"
 #include "node/server.h"
@@ -13,6 +15,8 @@
 
 static void client_flush(client_t *c);
 static void client_detach(client_t *c);
+static void client_pump_reads(client_t *c);
+static void client_write_done(client_t *c);
 static void sub_read(sub_t *s);
 
 /* ---- output queue ------------------------------------------------------------ */
@@ -26,12 +30,12 @@ static int out_push(out_queue_t *q, frame_t *f, size_t off, size_t len)
         out_piece_t *last = &q->pieces[q->n - 1];
         if (last->frame == NULL && last->off + last->len == off) {
             last->len += (uint32_t)len;
-            q->bytes += len;
+            q->bytes += (uint32_t)len;
             return 0;
         }
     }
     if (q->n == q->cap) {
-        size_t cap = q->cap ? q->cap * 2 : 8;
+        size_t cap = q->cap ? q->cap * 2 : 2; /* idle streams hold little */
         out_piece_t *p = realloc(q->pieces, cap * sizeof(*p));
         if (p == NULL)
             return -1;
@@ -39,7 +43,7 @@ static int out_push(out_queue_t *q, frame_t *f, size_t off, size_t len)
         q->cap = cap;
     }
     q->pieces[q->n++] = (out_piece_t){f != NULL ? frame_ref(f) : NULL, (uint32_t)off, (uint32_t)len};
-    q->bytes += len;
+    q->bytes += (uint32_t)len;
     return 0;
 }
 
@@ -75,7 +79,6 @@ static void client_free(client_t *c)
         if (c->subs[i].first != NULL)
             freeReplyObject(c->subs[i].first);
     }
-    free(c->subs);
     out_free(&c->pending);
     out_free(&c->inflight);
     free(c->vecs);
@@ -114,6 +117,10 @@ static void client_detach(client_t *c)
     c->req = NULL;
     if (c->ticket != NULL)
         *c->ticket = NULL;
+    if (c->sock != NULL) {
+        h2o_socket_close(c->sock);
+        c->sock = NULL;
+    }
     h2o_linklist_unlink(&c->link);
     if (h2o_linklist_is_linked(&c->dirty_link))
         h2o_linklist_unlink(&c->dirty_link);
@@ -151,44 +158,133 @@ static void on_proceed(h2o_generator_t *g, h2o_req_t *req)
 {
     (void)req;
     client_t *c = H2O_STRUCT_FROM_MEMBER(client_t, generator, g);
-    c->sending = 0;
-    out_clear(&c->inflight);
-    if (c->ready) {
-        for (size_t i = 0; i < c->nsubs; i++) {
-            sub_t *s = &c->subs[i];
-            if (s->state == SUB_READING && !s->read_inflight)
-                sub_read(s);
-        }
-    }
+    client_write_done(c);
+    client_pump_reads(c);
     client_flush(c);
 }
 
 /* ---- writing ------------------------------------------------------------------- */
 
-/* Hands the queued output to h2o unless a write is in flight. */
+static void on_sock_written(h2o_socket_t *sock, const char *err);
+
+/* Hands the queued output to the socket or h2o unless a write is in
+ * flight; ends the stream once everything queued before the end is out. */
 static void client_flush(client_t *c)
 {
-    if (c->req == NULL || c->sending || (c->pending.n == 0 && !c->final_pending))
+    if (c->sending || c->upgrading || (c->req == NULL && c->sock == NULL))
         return;
+    if (c->pending.n == 0) {
+        if (!c->final_pending)
+            return;
+        if (c->sock != NULL) {
+            client_detach(c);
+            return;
+        }
+    }
     out_queue_t t = c->inflight;
     c->inflight = c->pending;
     c->pending = t;
-    if (c->veccap < c->inflight.n) {
-        h2o_iovec_t *v = realloc(c->vecs, c->inflight.n * sizeof(*v));
+    /* h2o's evloop copies the iovec array of a socket write, so taken-over
+     * streams share the thread's; h2o_send may keep it, so generator
+     * streams own theirs */
+    h2o_iovec_t **vecs = c->sock != NULL ? &c->th->wvecs : &c->vecs;
+    uint32_t *cap = c->sock != NULL ? &c->th->wveccap : &c->veccap;
+    if (*cap < c->inflight.n) {
+        h2o_iovec_t *v = realloc(*vecs, c->inflight.n * sizeof(*v));
         if (v == NULL)
             return;
-        c->vecs = v;
-        c->veccap = c->inflight.n;
+        *vecs = v;
+        *cap = c->inflight.n;
     }
     for (size_t i = 0; i < c->inflight.n; i++) {
         out_piece_t *p = &c->inflight.pieces[i];
         const char *base = p->frame != NULL ? p->frame->bytes : c->inflight.own.base;
-        c->vecs[i] = h2o_iovec_init(base + p->off, p->len);
+        (*vecs)[i] = h2o_iovec_init(base + p->off, p->len);
     }
     c->sending = 1;
-    c->last_write_tick = c->th->heartbeat_tick;
+    c->last_write_tick = (uint32_t)c->th->heartbeat_tick;
+    if (c->sock != NULL) {
+        h2o_socket_write(c->sock, *vecs, c->inflight.n, on_sock_written);
+        return;
+    }
     h2o_send_state_t state = c->final_pending ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS;
-    h2o_send(c->req, c->vecs, c->inflight.n, state);
+    h2o_send(c->req, *vecs, c->inflight.n, state);
+}
+
+/* A write completed: release what it referenced. An idle stream keeps one
+ * piece array and no own bytes; a busy one keeps both arrays for reuse. */
+static void client_write_done(client_t *c)
+{
+    c->sending = 0;
+    out_clear(&c->inflight);
+    buf_free(&c->inflight.own);
+    if (c->pending.n == 0) {
+        out_piece_t *p = c->pending.pieces;
+        c->pending.pieces = c->inflight.pieces;
+        c->pending.cap = c->inflight.cap;
+        c->inflight.pieces = NULL;
+        c->inflight.cap = 0;
+        free(p);
+    }
+}
+
+/* Reads more history for subscriptions that paused while output queued. */
+static void client_pump_reads(client_t *c)
+{
+    if (!c->ready)
+        return;
+    for (size_t i = 0; i < c->nsubs; i++) {
+        sub_t *s = &c->subs[i];
+        if (s->state == SUB_READING && !s->read_inflight)
+            sub_read(s);
+    }
+}
+
+/* ---- the takeover back-end ------------------------------------------------------ */
+
+static void on_sock_written(h2o_socket_t *sock, const char *err)
+{
+    client_t *c = sock->data;
+    client_write_done(c);
+    if (err != NULL) {
+        client_detach(c);
+        return;
+    }
+    client_pump_reads(c);
+    client_flush(c);
+}
+
+/* A taken-over stream reads only to notice the peer leaving (EOF or
+ * error); anything it sends is discarded. */
+static void on_sock_read(h2o_socket_t *sock, const char *err)
+{
+    client_t *c = sock->data;
+    if (err != NULL) {
+        client_detach(c);
+        return;
+    }
+    h2o_buffer_dispose(&sock->input);
+    h2o_buffer_init(&sock->input, &h2o_socket_buffer_prototype);
+}
+
+/* h2o wrote the response head and handed over the socket (NULL when the
+ * write failed; h2o closed it then). */
+static void on_upgraded(void *data, h2o_socket_t *sock, size_t reqsize)
+{
+    client_t *c = data;
+    (void)reqsize;
+    c->upgrading = 0;
+    if (sock == NULL) {
+        client_detach(c);
+        return;
+    }
+    c->sock = sock;
+    sock->data = c;
+    /* the request was parsed in place; drop it and the 8 KB buffer */
+    h2o_buffer_dispose(&sock->input);
+    h2o_buffer_init(&sock->input, &h2o_socket_buffer_prototype);
+    h2o_socket_read_start(sock, on_sock_read);
+    client_flush(c);
 }
 
 /* A jittered retry: between retry_ms and twice it, so refused clients do
@@ -203,7 +299,7 @@ static long retry_jitter(const client_t *c)
  * jittered retry: so the browser comes back (status stays 200). */
 static void client_end(client_t *c, const char *why)
 {
-    if (c->req == NULL || c->final_pending)
+    if (c->closed || c->final_pending)
         return;
     size_t start = c->pending.own.len;
     sse_frame_comment(&c->pending.own, why, strlen(why));
@@ -217,16 +313,21 @@ static void client_end(client_t *c, const char *why)
  * stops the stream; it reconnects and catches up from history. */
 static void client_abort(client_t *c, const char *why)
 {
-    if (c->req == NULL || c->final_pending)
+    if (c->closed || c->final_pending)
         return;
     log_info("node", "client dropped", json_pack("{s:s,s:I}", "reason", why, "queued",
                                                   (json_int_t)(c->pending.bytes + c->held_bytes)));
-    h2o_socket_t *sock = c->req->conn->callbacks->get_socket(c->req->conn);
+    /* Shutting the socket down makes the next read or write fail, so the
+     * stream ends from a fresh callback, not inside the topic's fan-out. */
+    h2o_socket_t *sock = c->sock;
+    if (sock == NULL && c->req != NULL)
+        sock = c->req->conn->callbacks->get_socket(c->req->conn);
     if (sock != NULL)
         shutdown(h2o_socket_get_fd(sock), SHUT_RDWR);
     out_clear(&c->pending);
     c->final_pending = 1;
-    client_flush(c);
+    if (c->req != NULL)
+        client_flush(c);
 }
 
 /* Over the outbound cap (live bytes queued or held): drop the client. */
@@ -495,7 +596,7 @@ void client_on_live(sub_t *s, frame_t *f)
             s->capheld = cap;
         }
         s->held[s->nheld++] = frame_ref(f);
-        c->held_bytes += f->len;
+        c->held_bytes += (uint32_t)f->len;
     } else {
         sub_deliver(s, f);
     }
@@ -546,7 +647,9 @@ static void client_apply_cursor(client_t *c, const cursor_t *cur)
 }
 
 /* Sends the response head (200, text/event-stream, no caching or proxy
- * buffering) and the first retry: line. */
+ * buffering) and queues the first retry: line. An HTTP/1.1 stream then
+ * leaves h2o (the head carries "Connection: upgrade", which h2o adds; the
+ * body is not chunked and ends when the connection closes). */
 static void client_start_response(client_t *c, h2o_req_t *req)
 {
     req->res.status = 200;
@@ -555,26 +658,32 @@ static void client_start_response(client_t *c, h2o_req_t *req)
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-accel-buffering"), 0, NULL,
                           H2O_STRLIT("no"));
-    c->generator.proceed = on_proceed;
-    c->generator.stop = on_stop;
-    h2o_start_response(req, &c->generator);
     size_t start = c->pending.own.len;
     sse_frame_retry(&c->pending.own, c->th->shared->cfg->retry_ms);
     out_commit_own(&c->pending, start);
+    if (req->version == 0x101 && c->th->shared->cfg->http1_takeover) {
+        c->req = NULL; /* h2o frees the request once the head is out */
+        c->upgrading = 1;
+        h2o_http1_upgrade(req, NULL, 0, on_upgraded, c);
+        return;
+    }
+    c->ticket = h2o_mem_alloc_shared(&req->pool, sizeof(*c->ticket), on_pool_dispose);
+    *c->ticket = c;
+    c->generator.proceed = on_proceed;
+    c->generator.stop = on_stop;
+    h2o_start_response(req, &c->generator);
 }
 
 int client_open(node_thread_t *th, h2o_req_t *req, const h2o_iovec_t *topics, size_t ntopics,
                 const cursor_t *cursor)
 {
-    client_t *c = calloc(1, sizeof(*c));
-    if (c == NULL || (c->subs = calloc(ntopics, sizeof(*c->subs))) == NULL) {
-        free(c);
+    client_t *c = calloc(1, sizeof(*c) + ntopics * sizeof(c->subs[0]));
+    if (c == NULL)
         return -1;
-    }
     c->th = th;
     c->req = req;
     c->refcnt = 1;
-    c->nsubs = ntopics;
+    c->nsubs = (uint32_t)ntopics;
     for (size_t i = 0; i < ntopics; i++) {
         c->subs[i].client = c;
         if ((c->subs[i].topic = topic_acquire(th, topics[i].base, topics[i].len)) == NULL) {
@@ -582,7 +691,6 @@ int client_open(node_thread_t *th, h2o_req_t *req, const h2o_iovec_t *topics, si
                 c->subs[j].topic->nsubs--;
                 topic_release_if_unused(th, c->subs[j].topic);
             }
-            free(c->subs);
             free(c);
             return -1;
         }
@@ -599,7 +707,6 @@ int client_open(node_thread_t *th, h2o_req_t *req, const h2o_iovec_t *topics, si
                 c->subs[j].topic->nsubs--;
                 topic_release_if_unused(th, c->subs[j].topic);
             }
-            free(c->subs);
             free(c);
             return -2;
         }
@@ -607,12 +714,10 @@ int client_open(node_thread_t *th, h2o_req_t *req, const h2o_iovec_t *topics, si
     c->long_hashes = cursor_needs_long_hashes(hashes, ntopics);
     client_apply_cursor(c, cursor);
 
-    c->ticket = h2o_mem_alloc_shared(&req->pool, sizeof(*c->ticket), on_pool_dispose);
-    *c->ticket = c;
     h2o_linklist_insert(&th->clients, &c->link);
     atomic_fetch_add(&th->shared->connections, 1);
     client_start_response(c, req);
-    c->first_left = ntopics;
+    c->first_left = (uint32_t)ntopics;
     for (size_t i = 0; i < ntopics; i++) {
         sub_t *s = &c->subs[i];
         s->state = SUB_WAIT_SUB;
@@ -656,11 +761,10 @@ void clients_heartbeat(node_thread_t *th)
     for (h2o_linklist_t *l = th->clients.next; l != &th->clients; l = l->next) {
         client_t *c = H2O_STRUCT_FROM_MEMBER(client_t, link, l);
         /* last_write_tick is the tick of the client's last write: older
-         * than the current one means idle for a whole interval */
-        if (c->last_write_tick != th->heartbeat_tick && c->pending.n == 0 && !c->sending) {
-            size_t start = c->pending.own.len;
-            buf_append(&c->pending.own, ":\n\n", 3);
-            out_commit_own(&c->pending, start);
+         * than the current one means idle for a whole interval; the
+         * heartbeat is a reference to the thread's shared comment frame */
+        if (c->last_write_tick != (uint32_t)th->heartbeat_tick && c->pending.n == 0 && !c->sending) {
+            out_push(&c->pending, th->heartbeat_frame, 0, th->heartbeat_frame->len);
             client_flush(c);
         }
     }

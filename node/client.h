@@ -57,34 +57,40 @@ typedef struct out_piece {
 
 typedef struct out_queue {
     out_piece_t *pieces;
-    size_t n, cap;
+    uint32_t n, cap;
+    uint32_t bytes; /* queued bytes; client_buffer_bytes caps this below 2^30 */
     buf_t own;
-    size_t bytes;
 } out_queue_t;
 
+/* A stream has one of two back-ends: h2o's response generator (HTTP/2,
+ * HTTP/1.0, or with http1_takeover off), or, for HTTP/1.1, the socket
+ * itself, taken over from h2o once the response head is written, which
+ * frees h2o's request, pool and input buffer (~10 KB per idle stream). */
 typedef struct client {
     h2o_linklist_t link;       /* in th->clients */
     h2o_linklist_t dirty_link; /* in th->dirty while output waits for a flush */
     struct node_thread *th;
-    h2o_req_t *req;            /* NULL once h2o has stopped the stream */
+    h2o_req_t *req;            /* generator back-end; NULL once h2o stopped the stream */
+    h2o_socket_t *sock;        /* takeover back-end: ours after the head */
     h2o_generator_t generator;
-    struct client **ticket;    /* in the request pool; cleared when the pool goes */
+    struct client **ticket;    /* generator: in the request pool, cleared when the pool goes */
     unsigned refcnt;           /* the stream + each Redis read in flight */
-    int closed;                /* detached from topics; waiting for refs to drop */
-    int ready;                 /* every topic's first read is done */
-    int sending;               /* a write is in flight (h2o's proceed pending) */
-    int final_pending;         /* end the response after the current write */
-    int no_cursor;             /* send ssehub.cursor once ready */
-    int cursor_extra;          /* the cursor named topics this stream lacks */
-    int long_hashes;
-    size_t first_left;
-    size_t nsubs;
-    sub_t *subs;               /* sorted by topic hash */
+    unsigned closed : 1;       /* detached from topics; waiting for refs to drop */
+    unsigned ready : 1;        /* every topic's first read is done */
+    unsigned sending : 1;      /* a write is in flight */
+    unsigned final_pending : 1; /* end the stream after what is queued */
+    unsigned upgrading : 1;    /* takeover: h2o is still writing the head */
+    unsigned no_cursor : 1;    /* send ssehub.cursor once ready */
+    unsigned cursor_extra : 1; /* the cursor named topics this stream lacks */
+    unsigned long_hashes : 1;
+    uint32_t first_left;
+    uint32_t nsubs;
+    uint32_t held_bytes;
+    uint32_t veccap;
+    uint32_t last_write_tick;  /* heartbeat tick of the last write (low bits) */
     out_queue_t pending, inflight;
-    h2o_iovec_t *vecs;
-    size_t veccap;
-    size_t held_bytes;
-    uint64_t last_write_tick;
+    h2o_iovec_t *vecs;         /* generator back-end only; taken-over sockets use the thread's */
+    sub_t subs[];              /* sorted by topic hash, allocated with the client */
 } client_t;
 
 /* Starts a stream on req for the given (validated, distinct) topics,

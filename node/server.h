@@ -44,7 +44,13 @@ typedef struct node_thread {
     h2o_timeout_t heartbeat_timeout;
     h2o_timeout_entry_t heartbeat;
     uint64_t heartbeat_tick;
+    h2o_timeout_t housekeeping_timeout;
+    h2o_timeout_entry_t housekeeping; /* once a second */
+    unsigned accepted;                /* connections since the last heap trim */
     buf_t scratch;            /* reused while framing live events */
+    frame_t *heartbeat_frame; /* ":\n\n", shared by every stream's heartbeats */
+    h2o_iovec_t *wvecs;       /* iovec scratch for socket writes (h2o copies them) */
+    uint32_t wveccap;
 } node_thread_t;
 
 /* Returns the thread that owns a request. */

@@ -58,6 +58,10 @@ test('response head: text/event-stream, no caching, no proxy buffering; heartbea
     assert.match(s.headers['content-type'], /^text\/event-stream/);
     assert.equal(s.headers['cache-control'], 'no-store');
     assert.equal(s.headers['x-accel-buffering'], 'no');
+    // HTTP/1.1 streams are taken over from h2o after the head: no chunked
+    // framing, the body ends when the connection closes.
+    assert.equal(s.headers.connection, 'upgrade');
+    assert.equal(s.headers['transfer-encoding'], undefined);
     // heartbeat_interval is 1 s on node A: a comment arrives while idle.
     await waitFor(() => /\n:[^\n]*\n/.test(s.raw()), { timeout: 4000, what: 'heartbeat comment' });
   } finally {
@@ -299,9 +303,10 @@ test('permanent errors are JSON 4xx; health and readiness answer', async () => {
   assert.match(await page.text(), /EventSource/);
 });
 
-test('one Redis subscription per topic and thread, dropped after the last client', async () => {
+test('one Redis subscription per topic and thread, dropped at once after the last client', async () => {
   const channel = 'ssehub:{shared}:l';
-  const node = await startNode(redis, { args: ['--threads', '1', '--heartbeat-interval', '1'] });
+  // heartbeats every 15 s: a taken-over HTTP/1.1 stream sees EOF at once
+  const node = await startNode(redis, { args: ['--threads', '1'] });
   const a = await rawSse(`${node.url}/events?topic=shared`, { timeout: 10000 });
   const b = await rawSse(`${node.url}/events?topic=shared`, { timeout: 10000 });
   await waitFor(() => a.events.length && b.events.length, { what: 'both connected' });
@@ -311,7 +316,57 @@ test('one Redis subscription per topic and thread, dropped after the last client
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(await numsub(), 1, 'still subscribed for the second client');
   b.close();
-  // HTTP/1.1 disconnects are noticed on the next write: the 1 s heartbeat.
-  await waitFor(async () => (await numsub()) === 0, { timeout: 5000, what: 'unsubscribed after the last client' });
+  await waitFor(async () => (await numsub()) === 0, { timeout: 1000, what: 'unsubscribed within 1 s' });
   await node.stop();
+});
+
+test('with http1_takeover off, streams use h2o chunked responses and heartbeats reveal leavers', async () => {
+  const channel = 'ssehub:{chunked}:l';
+  const node = await startNode(redis, { args: ['--threads', '1', '--http1-takeover', 'false', '--heartbeat-interval', '1'] });
+  const a = await rawSse(`${node.url}/events?topic=chunked`, { timeout: 10000 });
+  try {
+    assert.equal(a.headers['transfer-encoding'], 'chunked');
+    await waitFor(() => a.events.length, { what: 'cursor event' });
+    await publishPlain('chunked', ['over h2o']);
+    await waitFor(() => a.events.some((e) => e.data === 'over h2o'), { what: 'event over the generator path' });
+  } finally {
+    a.close();
+  }
+  const numsub = async () => Number((await redis.cmd('PUBSUB', 'NUMSUB', channel))[1]);
+  await waitFor(async () => (await numsub()) === 0, { timeout: 5000, what: 'unsubscribed after a heartbeat' });
+  await node.stop();
+});
+
+test('a client that never reads is dropped at client_buffer_bytes; others get everything', async () => {
+  const node = await startNode(redis, { args: ['--threads', '1', '--client-buffer-bytes', '262144'] });
+  const net = await import('node:net');
+  const stuck = net.createConnection({ port: node.port, host: '127.0.0.1' });
+  stuck.pause(); // never read: the kernel buffers fill, then the node's queue
+  let stuckClosed = false;
+  stuck.on('close', () => { stuckClosed = true; });
+  stuck.on('error', () => {});
+  stuck.write('GET /events?topic=slow HTTP/1.1\r\nHost: x\r\n\r\n');
+  const good = await rawSse(`${node.url}/events?topic=slow`, { timeout: 30000 });
+  try {
+    await waitFor(() => good.events.length, { what: 'cursor event' });
+    await new Promise((r) => setTimeout(r, 200));
+    const big = 'x'.repeat(64 * 1024);
+    const n = 200; // 12.5 MiB: more than loopback socket buffers and the cap
+    const received = () => good.events.filter((e) => e.type === 'message').length;
+    for (let i = 0; i < n; i++) {
+      // paced to the reader, so only the client that never reads falls behind
+      await waitFor(() => received() >= i - 2, { timeout: 10000, what: `reader at event ${i - 2}` });
+      await redis.cmd('FCALL', 'ssehub_publish', '1', 'ssehub:{slow}:s', `${i} ${big}`);
+    }
+    await waitFor(() => received() === n, { timeout: 20000, what: 'all events at the reading client' });
+    const got = good.events.filter((e) => e.type === 'message').map((e) => Number(e.data.split(' ')[0]));
+    assert.deepEqual(got, Array.from({ length: n }, (_, i) => i));
+    await node.waitForLog((o) => o.msg === 'client dropped' && o.reason === 'slow consumer', { timeout: 5000 });
+    assert.equal(node.jsonLogs().filter((o) => o.msg === 'client dropped').length, 1, 'only the stuck client');
+    stuck.resume(); // drain what the kernel held: then the close is seen
+    await waitFor(() => stuckClosed, { timeout: 5000, what: 'the stuck client was disconnected' });
+  } finally {
+    good.close();
+    stuck.destroy();
+  }
 });

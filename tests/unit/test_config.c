@@ -110,6 +110,7 @@ static void test_defaults(void)
     CHECK(c.max_connections == 100000 && c.max_topics_per_connection == 64);
     CHECK(c.max_topic_length == 1024 && c.client_buffer_bytes == 1048576);
     CHECK(c.replay_batch == 500 && c.drain_seconds == 30 && c.broker_lease_ms == 5000);
+    CHECK(c.http1_takeover == 1 && c.replay_memory_events == 256);
     CHECK(strcmp(c.metrics_listen, "") == 0 && strcmp(c.log_level, "info") == 0);
     config_free(&c);
     CHECK(c.listen == NULL && c.log_level == NULL);
@@ -352,6 +353,25 @@ static int load_help(unsigned binary, char **argv, char *out, size_t outlen)
 }
 
 /* Checks --help and -h: exit code 1 and what is listed for each binary. */
+/* Checks the boolean setting in every layer and its refusal. */
+static void test_booleans(void)
+{
+    ssehub_config_t c;
+    CHECK(load(&c, ARGV("--http1-takeover", "false")) == 0 && c.http1_takeover == 0);
+    config_free(&c);
+    CHECK(load(&c, ARGV("--http1-takeover=0", "--http1-takeover", "true")) == 0 && c.http1_takeover == 1);
+    config_free(&c);
+    setenv("SSEHUB_HTTP1_TAKEOVER", "0", 1);
+    CHECK(load(&c, NOARGS) == 0 && c.http1_takeover == 0);
+    config_free(&c);
+    unsetenv("SSEHUB_HTTP1_TAKEOVER");
+    const char *path = write_file("{\"http1_takeover\": false}");
+    CHECK(load(&c, ARGV("--config", (char *)path)) == 0 && c.http1_takeover == 0);
+    config_free(&c);
+    CHECK(load(&c, ARGV("--http1-takeover", "maybe")) == -1);
+    CHECK(strstr(err, "http1_takeover") != NULL && strstr(err, "not a boolean") != NULL);
+}
+
 static void test_help(void)
 {
     static char out[16384];
@@ -383,6 +403,7 @@ int main(void)
     test_bad_env();
     test_bad_file();
     test_misc();
+    test_booleans();
     test_help();
     return CHECK_DONE();
 }

@@ -60,19 +60,29 @@ export class SseParser {
       if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
       this.first = false;
     }
-    for (let i = 0; i < text.length; i++) {
-      const ch = text[i];
-      if (this.afterCR) {
-        this.afterCR = false;
-        if (ch === '\n') continue; // the LF of a CRLF
+    // Scan for line ends with a sticky regex: linear in the input, so
+    // multi-megabyte streams parse quickly.
+    const eol = /[\r\n]/g;
+    let i = 0;
+    if (this.afterCR && text.length) {
+      this.afterCR = false;
+      if (text[0] === '\n') i = 1; // the LF of a CRLF split across chunks
+    }
+    while (i < text.length) {
+      eol.lastIndex = i;
+      const m = eol.exec(text);
+      if (m === null) {
+        this.line += text.slice(i);
+        break;
       }
-      if (ch === '\r' || ch === '\n') {
-        this.afterCR = ch === '\r';
-        this.onLine(this.line);
-        this.line = '';
-      } else {
-        this.line += ch;
+      let end = m.index;
+      this.onLine(this.line + text.slice(i, end));
+      this.line = '';
+      if (text[end] === '\r') {
+        if (end + 1 === text.length) this.afterCR = true;
+        else if (text[end + 1] === '\n') end++;
       }
+      i = end + 1;
     }
   }
 

@@ -8,7 +8,6 @@
 
 #include <h2o/http1.h>
 
-#include "broker/functions.h"
 #include "common/log.h"
 #include "node/server.h"
 #include "node/sse_frame.h"
@@ -76,8 +75,9 @@ static void client_free(client_t *c)
 {
     for (size_t i = 0; i < c->nsubs; i++) {
         free(c->subs[i].held);
-        if (c->subs[i].first != NULL)
-            freeReplyObject(c->subs[i].first);
+        for (uint32_t k = 0; k < c->subs[i].nfirst; k++)
+            frame_release(c->subs[i].first[k]);
+        free(c->subs[i].first);
     }
     out_free(&c->pending);
     out_free(&c->inflight);
@@ -89,6 +89,16 @@ static void client_unref(client_t *c)
 {
     if (--c->refcnt == 0)
         client_free(c);
+}
+
+void client_hold(client_t *c)
+{
+    c->refcnt++;
+}
+
+void client_release(client_t *c)
+{
+    client_unref(c);
 }
 
 static void client_mark_dirty(client_t *c)
@@ -306,7 +316,9 @@ static void client_end(client_t *c, const char *why)
     sse_frame_retry(&c->pending.own, retry_jitter(c));
     out_commit_own(&c->pending, start);
     c->final_pending = 1;
-    client_flush(c);
+    /* written (and the stream ended) in the thread's next flush pass, never
+     * inside the caller's own walk over topics or reads */
+    client_mark_dirty(c);
 }
 
 /* Drops a client that cannot keep up: its socket is shut down so h2o
@@ -385,35 +397,6 @@ static void sub_deliver(sub_t *s, frame_t *f)
     client_mark_dirty(c);
 }
 
-/* Returns the string value of field `name` in an entry's field array. */
-static const redisReply *entry_field(const redisReply *fields, const char *name)
-{
-    for (size_t i = 0; i + 1 < fields->elements; i += 2)
-        if (fields->element[i]->type == REDIS_REPLY_STRING && strcmp(fields->element[i]->str, name) == 0 &&
-            fields->element[i + 1]->type == REDIS_REPLY_STRING)
-            return fields->element[i + 1];
-    return NULL;
-}
-
-/* Queues one replayed stream entry ([id, [field, value, ...]]). */
-static void sub_replay_entry(sub_t *s, const redisReply *e)
-{
-    client_t *c = s->client;
-    stream_id_t id;
-    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING ||
-        e->element[1]->type != REDIS_REPLY_ARRAY ||
-        stream_id_parse(e->element[0]->str, e->element[0]->len, &id) != 0 || stream_id_cmp(id, s->pos) <= 0)
-        return;
-    const redisReply *data = entry_field(e->element[1], "data"), *type = entry_field(e->element[1], "type"),
-                     *retry = entry_field(e->element[1], "retry");
-    s->pos = id;
-    size_t start = c->pending.own.len;
-    client_id_line(c, s, &c->pending.own);
-    sse_frame_body(&c->pending.own, type ? type->str : NULL, type ? type->len : 0, retry ? atol(retry->str) : -1,
-                   data ? data->str : "", data ? data->len : 0);
-    out_commit_own(&c->pending, start);
-}
-
 static const char *gap_reason_names[GAP_NREASONS] = {"", "bad_cursor", "cursor_topics", "trimmed", "expired"};
 
 /* Queues an ssehub.gap event naming the topics that had this reason. */
@@ -448,14 +431,13 @@ static void sub_go_live(sub_t *s)
     sub_drop_held(s);
 }
 
-/* Queues a batch of entries; a full batch means more may follow. */
-static void sub_take_batch(sub_t *s, const redisReply *r)
+/* Delivers a batch of history; a full batch means more may follow. */
+static void sub_take_frames(sub_t *s, frame_t *const *frames, size_t n, int more)
 {
-    const redisReply *entries = r->element[2];
-    for (size_t i = 0; i < entries->elements; i++)
-        sub_replay_entry(s, entries->element[i]);
+    for (size_t i = 0; i < n; i++)
+        sub_deliver(s, frames[i]);
     client_mark_dirty(s->client);
-    if (entries->elements >= (size_t)s->client->th->shared->cfg->replay_batch)
+    if (more)
         s->state = SUB_READING;
     else
         sub_go_live(s);
@@ -476,98 +458,82 @@ static void client_become_ready(client_t *c)
     }
     for (size_t i = 0; i < c->nsubs; i++) {
         sub_t *s = &c->subs[i];
-        redisReply *r = s->first;
+        sub_take_frames(s, s->first, s->nfirst, s->first_more);
+        for (uint32_t k = 0; k < s->nfirst; k++)
+            frame_release(s->first[k]);
+        free(s->first);
         s->first = NULL;
-        sub_take_batch(s, r);
-        freeReplyObject(r);
+        s->nfirst = 0;
     }
-    for (size_t i = 0; i < c->nsubs; i++)
-        if (c->subs[i].state == SUB_READING && !c->subs[i].read_inflight)
-            sub_read(&c->subs[i]);
+    client_pump_reads(c);
     client_mark_dirty(c);
 }
 
-/* Checks the shape of an ssehub_read reply: [status, position, entries]. */
-static int read_reply_ok(const redisReply *r)
+/* Holds references to a first batch until every topic has one. */
+static void sub_keep_first(sub_t *s, const history_batch_t *b)
 {
-    return r->type == REDIS_REPLY_ARRAY && r->elements == 3 && r->element[0]->type == REDIS_REPLY_STRING &&
-           r->element[1]->type == REDIS_REPLY_STRING && r->element[2]->type == REDIS_REPLY_ARRAY;
+    if (b->n > 0 && (s->first = malloc(b->n * sizeof(*s->first))) != NULL) {
+        for (size_t i = 0; i < b->n; i++)
+            s->first[i] = frame_ref(b->frames[i]);
+        s->nfirst = (uint32_t)b->n;
+    }
+    s->first_more = b->more || (b->n > 0 && s->first == NULL);
 }
 
-static int on_read_reply(redis_conn_t *conn, redisReply *r, void *data)
+static enum gap_reason gap_of(enum history_status st)
 {
-    sub_t *s = data;
+    return st == HISTORY_GAP ? GAP_TRIMMED : st == HISTORY_EXPIRED ? GAP_EXPIRED : GAP_NONE;
+}
+
+void client_on_history(sub_t *s, const history_batch_t *b)
+{
     client_t *c = s->client;
-    int keep = 0;
-    (void)conn;
     s->read_inflight = 0;
-    if (c->closed || r == NULL) {
-        /* closed, or the link broke: the link-down path re-reads later */
-        client_unref(c);
-        return 0;
-    }
-    if (!read_reply_ok(r)) {
-        const char *err = r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply";
-        log_error("node", "history read failed", json_pack("{s:s,s:s}", "topic", s->topic->name, "error", err));
-        if (r->type == REDIS_REPLY_ERROR && functions_missing_error(r->str, r->len))
-            redis_conn_reset(c->th->cmd); /* reconnecting loads the library again */
-        else
-            client_end(c, "history unavailable");
-        client_unref(c);
-        return 0;
-    }
-    const char *status = r->element[0]->str;
-    enum gap_reason gap = strcmp(status, "gap") == 0 ? GAP_TRIMMED : strcmp(status, "expired") == 0 ? GAP_EXPIRED : GAP_NONE;
+    if (c->closed)
+        return;
+    enum gap_reason gap = gap_of(b->status);
     if (!s->first_done) {
         s->first_done = 1;
         if (gap != GAP_NONE && s->gap == GAP_NONE)
             s->gap = gap;
         if (s->from_now)
-            stream_id_parse(r->element[1]->str, r->element[1]->len, &s->pos);
-        s->first = r;
-        keep = 1;
+            s->pos = b->position;
+        sub_keep_first(s, b);
         if (--c->first_left == 0)
             client_become_ready(c);
-    } else {
-        if (gap != GAP_NONE) {
-            s->gap = gap;
-            client_gap_event(c, gap, (int)(s - c->subs));
-        }
-        sub_take_batch(s, r);
-        if (s->state == SUB_READING && c->pending.bytes < (size_t)c->th->shared->cfg->client_buffer_bytes / 2)
-            sub_read(s);
+        return;
     }
-    client_unref(c);
-    return keep;
+    if (gap != GAP_NONE) {
+        s->gap = gap;
+        client_gap_event(c, gap, (int)(s - c->subs));
+    }
+    sub_take_frames(s, b->frames, b->n, b->more);
+    if (s->state == SUB_READING && c->pending.bytes < (size_t)c->th->shared->cfg->client_buffer_bytes / 2)
+        sub_read(s);
 }
 
-/* Reads the next batch of history after the subscription's position. */
+void client_on_history_failed(sub_t *s, int link_lost)
+{
+    s->read_inflight = 0;
+    if (s->client->closed)
+        return;
+    if (link_lost)
+        s->state = SUB_WAIT_SUB; /* asked again once the link and subscription are back */
+    else
+        client_end(s->client, "history unavailable, retry later");
+}
+
+/* Asks the topic's history for what follows the subscription's position. */
 static void sub_read(sub_t *s)
 {
-    client_t *c = s->client;
-    const ssehub_config_t *cfg = c->th->shared->cfg;
-    char after[STREAM_ID_MAX_TEXT], count[24], maxage[24];
-    const char *a = after;
+    enum history_from from = HISTORY_AFTER;
     if (!s->first_done && s->from_now)
-        a = "$";
+        from = HISTORY_NOW;
     else if (!s->first_done && s->from_earliest)
-        a = "earliest";
-    else
-        stream_id_format(s->pos, after);
-    snprintf(count, sizeof(count), "%ld", cfg->replay_batch);
-    snprintf(maxage, sizeof(maxage), "%ld", cfg->history_max_age);
-    const char *argv[8] = {"FCALL_RO", SSEHUB_FN_READ, "1", s->topic->stream_key.base, a, count, "maxage", maxage};
-    size_t lens[8];
-    for (int i = 0; i < 8; i++)
-        lens[i] = i == 3 ? s->topic->stream_key.len : strlen(argv[i]);
+        from = HISTORY_EARLIEST;
     s->state = SUB_READING;
-    c->refcnt++;
     s->read_inflight = 1;
-    if (redis_conn_command(c->th->cmd, on_read_reply, s, 8, argv, lens) != 0) {
-        s->read_inflight = 0;
-        c->refcnt--;
-        s->state = SUB_WAIT_SUB; /* the link is down; re-read when it is back */
-    }
+    history_request(s->client->th, s->topic, s, from, s->pos);
 }
 
 /* ---- topic-layer callbacks -------------------------------------------------------- */

@@ -13,10 +13,10 @@
 #include <stddef.h>
 
 #include <h2o.h>
-#include <hiredis/hiredis.h>
 
 #include "broker/stream_id.h"
 #include "node/cursor.h"
+#include "node/history.h"
 #include "node/topic.h"
 
 struct node_thread;
@@ -43,7 +43,9 @@ typedef struct sub {
     int read_inflight;
     int first_done;          /* first read completed (before the client is ready) */
     enum gap_reason gap;
-    redisReply *first;       /* first batch, held until every topic is read */
+    frame_t **first;         /* first batch, held until every topic is read */
+    uint32_t nfirst;
+    unsigned first_more : 1; /* the first batch was full */
     frame_t **held;          /* live frames that came while reading */
     size_t nheld, capheld;
 } sub_t;
@@ -103,6 +105,15 @@ int client_open(struct node_thread *th, h2o_req_t *req, const h2o_iovec_t *topic
 /* Callbacks from the topic layer. */
 void client_on_subscribed(sub_t *s);
 void client_on_live(sub_t *s, frame_t *f);
+/* Callbacks from the history layer: an answer to a subscription's request
+ * (history_request), or its failure (link_lost: the link broke and the
+ * request is made again when it is back). */
+void client_on_history(sub_t *s, const history_batch_t *b);
+void client_on_history_failed(sub_t *s, int link_lost);
+/* Keep a client struct alive across an asynchronous call (the stream may
+ * end meanwhile: check closed). */
+void client_hold(client_t *c);
+void client_release(client_t *c);
 
 /* The thread's Redis link was lost: streams not yet started are refused
  * (they come back later); started ones re-read their history after the

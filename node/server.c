@@ -228,6 +228,7 @@ static void on_link_down(redis_conn_t *conn, void *data)
     th->link_ready = 0;
     clients_on_link_down(th);
     topics_on_link_down(th);
+    clients_flush_dirty(th);
     redis_conn_t *other = conn == th->cmd ? th->sub : th->cmd;
     if (other != NULL && redis_conn_is_ready(other))
         redis_conn_reset(other);
@@ -303,9 +304,7 @@ static void thread_setup(node_thread_t *th)
     th->cmd = redis_conn_new(th->loop, &sh->redis, name, 1, &cmd_cbs, th);
     snprintf(name, sizeof(name), "sub-%d", th->index);
     th->sub = redis_conn_new(th->loop, &sh->redis, name, 0, &sub_cbs, th);
-    th->heartbeat_frame = malloc(sizeof(*th->heartbeat_frame) + 3);
-    *th->heartbeat_frame = (frame_t){.refcnt = 1, .len = 3};
-    memcpy(th->heartbeat_frame->bytes, ":\n\n", 3);
+    th->heartbeat_frame = frame_from_bytes(":\n\n", 3);
     h2o_timeout_init(th->loop, &th->heartbeat_timeout, (uint64_t)sh->cfg->heartbeat_interval * 1000);
     th->heartbeat.cb = on_heartbeat;
     h2o_timeout_link(th->loop, &th->heartbeat_timeout, &th->heartbeat);
@@ -322,6 +321,7 @@ static void thread_teardown(node_thread_t *th)
     h2o_socket_close(th->listener);
     th->listener = NULL;
     clients_close_all(th, "node shutting down, reconnect");
+    clients_flush_dirty(th);
     h2o_context_request_shutdown(&th->ctx);
     uint64_t until = h2o_now(th->loop) + 2000;
     while (!h2o_linklist_is_empty(&th->clients) && h2o_now(th->loop) < until)

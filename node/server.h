@@ -48,6 +48,7 @@ typedef struct node_thread {
     h2o_timeout_entry_t housekeeping; /* once a second */
     unsigned accepted;                /* connections since the last heap trim */
     buf_t scratch;            /* reused while framing live events */
+    history_stats_t hstats;
     frame_t *heartbeat_frame; /* ":\n\n", shared by every stream's heartbeats */
     h2o_iovec_t *wvecs;       /* iovec scratch for socket writes (h2o copies them) */
     uint32_t wveccap;

@@ -16,36 +16,6 @@
 #include "node/server.h"
 #include "node/sse_frame.h"
 
-/* ---- frames ---------------------------------------------------------------- */
-
-void frame_release(frame_t *f)
-{
-    if (f != NULL && --f->refcnt == 0)
-        free(f);
-}
-
-/* Frames one live event: the id line, then the shared body. NULL on OOM. */
-static frame_t *frame_build(const envelope_t *ev, buf_t *scratch)
-{
-    char id[STREAM_ID_MAX_TEXT];
-    size_t idlen = stream_id_format(ev->id, id);
-    buf_clear(scratch);
-    if (sse_frame_id(scratch, id, idlen) != 0)
-        return NULL;
-    size_t id_line = scratch->len;
-    if (sse_frame_body(scratch, ev->type, ev->type_len, ev->retry, ev->data, ev->data_len) != 0)
-        return NULL;
-    frame_t *f = malloc(sizeof(*f) + scratch->len);
-    if (f == NULL)
-        return NULL;
-    f->refcnt = 1;
-    f->id = ev->id;
-    f->id_len = (uint32_t)id_line;
-    f->len = (uint32_t)scratch->len;
-    memcpy(f->bytes, scratch->base, scratch->len);
-    return f;
-}
-
 /* ---- the table ----------------------------------------------------------------- */
 
 /* FNV-1a over a channel name: the table's key. */
@@ -116,6 +86,7 @@ static void table_remove(topic_table_t *t, topic_t *p)
 
 static void topic_free(topic_t *p)
 {
+    history_dispose(&p->history);
     buf_free(&p->channel);
     buf_free(&p->stream_key);
     free(p->name);
@@ -178,6 +149,7 @@ topic_t *topic_acquire(node_thread_t *th, const char *name, size_t len)
     p->chan_hash = chan_hash(chan.base, chan.len);
     p->state = TOPIC_UNSUBSCRIBED;
     h2o_linklist_init_anchor(&p->subs);
+    history_init(&p->history, (uint32_t)th->shared->cfg->replay_memory_events);
     table_insert(&th->topics, p);
     topic_subscribe(th, p);
     return p;
@@ -218,6 +190,7 @@ void topics_on_link_down(node_thread_t *th)
         for (topic_t *p = th->topics.buckets[i], *next; p != NULL; p = next) {
             next = p->next;
             p->state = TOPIC_UNSUBSCRIBED;
+            history_on_link_down(&p->history);
             if (p->nsubs == 0) {
                 table_remove(&th->topics, p);
                 topic_free(p);
@@ -261,11 +234,12 @@ static void topic_on_message(node_thread_t *th, topic_t *p, const char *msg, siz
         log_warn("node", "malformed live message", json_pack("{s:s}", "topic", p->name));
         return;
     }
-    frame_t *f = frame_build(&ev, &th->scratch);
+    frame_t *f = frame_new(&th->scratch, ev.id, ev.type, ev.type_len, ev.retry, ev.data, ev.data_len);
     if (f == NULL) {
         log_error("node", "cannot frame event", json_pack("{s:s}", "topic", p->name));
         return;
     }
+    history_on_live(&p->history, f);
     for (h2o_linklist_t *l = p->subs.next, *next; l != &p->subs; l = next) {
         next = l->next;
         client_on_live(H2O_STRUCT_FROM_MEMBER(sub_t, topic_link, l), f);

@@ -13,6 +13,8 @@
 
 #include "broker/stream_id.h"
 #include "common/buf.h"
+#include "node/frame.h"
+#include "node/history.h"
 
 struct node_thread;
 
@@ -34,6 +36,7 @@ typedef struct topic {
     enum topic_state state;
     h2o_linklist_t subs;  /* sub_t.topic_link of local subscribers */
     size_t nsubs;
+    history_t history;    /* recent frames and reads of the stream */
 } topic_t;
 
 typedef struct topic_table {
@@ -41,25 +44,6 @@ typedef struct topic_table {
     size_t nbuckets; /* power of two */
     size_t count;
 } topic_table_t;
-
-/* Refcounted frame of one live event, shared by every subscriber of the
- * topic on this thread: "id: <entry id>\n" then the body. Single-topic
- * streams send all of it; multi-topic streams send their own id line and
- * the body. Freed when the last reference is released. */
-typedef struct frame {
-    unsigned refcnt;
-    stream_id_t id;
-    uint32_t id_len;  /* bytes of the id line at the start of bytes */
-    uint32_t len;     /* all bytes */
-    char bytes[];
-} frame_t;
-
-static inline frame_t *frame_ref(frame_t *f)
-{
-    f->refcnt++;
-    return f;
-}
-void frame_release(frame_t *f);
 
 void topic_table_init(topic_table_t *t);
 /* Frees every topic (the caller has closed every client first). */

@@ -13,7 +13,7 @@ die() { printf 'install-deps: error: %s\n' "$*" >&2; exit 1; }
 APT_PACKAGES=(
   build-essential cmake pkg-config
   libh2o-evloop-dev libhiredis-dev libev-dev libjansson-dev libssl-dev
-  redis-server redis-tools curl nginx nghttp2-client chromium
+  redis-server redis-tools curl nginx haproxy nghttp2-client chromium
   # clang and its sanitizer/libFuzzer runtime (only a Recommends of clang,
   # so named here for machines that install without recommends)
   clang libclang-rt-dev

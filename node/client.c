@@ -81,7 +81,6 @@ static void client_free(client_t *c)
     }
     out_free(&c->pending);
     out_free(&c->inflight);
-    free(c->vecs);
     free(c);
 }
 
@@ -194,11 +193,12 @@ static void client_flush(client_t *c)
     out_queue_t t = c->inflight;
     c->inflight = c->pending;
     c->pending = t;
-    /* h2o's evloop copies the iovec array of a socket write, so taken-over
-     * streams share the thread's; h2o_send may keep it, so generator
-     * streams own theirs */
-    h2o_iovec_t **vecs = c->sock != NULL ? &c->th->wvecs : &c->vecs;
-    uint32_t *cap = c->sock != NULL ? &c->th->wveccap : &c->veccap;
+    /* h2o copies the iovec array of every write (the evloop's do_write,
+     * HTTP/1's and HTTP/2's finalostream_send), so all streams of a thread
+     * share one; only the bytes it points to must live until the write
+     * completes */
+    h2o_iovec_t **vecs = &c->th->wvecs;
+    uint32_t *cap = &c->th->wveccap;
     if (*cap < c->inflight.n) {
         h2o_iovec_t *v = realloc(*vecs, c->inflight.n * sizeof(*v));
         if (v == NULL)

@@ -88,10 +88,8 @@ typedef struct client {
     uint32_t first_left;
     uint32_t nsubs;
     uint32_t held_bytes;
-    uint32_t veccap;
     uint32_t last_write_tick;  /* heartbeat tick of the last write (low bits) */
     out_queue_t pending, inflight;
-    h2o_iovec_t *vecs;         /* generator back-end only; taken-over sockets use the thread's */
     sub_t subs[];              /* sorted by topic hash, allocated with the client */
 } client_t;
 

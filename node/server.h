@@ -50,7 +50,7 @@ typedef struct node_thread {
     buf_t scratch;            /* reused while framing live events */
     history_stats_t hstats;
     frame_t *heartbeat_frame; /* ":\n\n", shared by every stream's heartbeats */
-    h2o_iovec_t *wvecs;       /* iovec scratch for socket writes (h2o copies them) */
+    h2o_iovec_t *wvecs;       /* iovec scratch for writes (h2o copies the array) */
     uint32_t wveccap;
 } node_thread_t;
 

@@ -56,7 +56,7 @@ test('Redis with a password, given through SSEHUB_REDIS_URL', async () => {
   await redis.cmd('FUNCTION', 'LOAD', 'REPLACE', await loadLua());
   await proveStream(redis, `redis://:${encodeURIComponent('p@ss:word')}@127.0.0.1:${redis.port}/0`);
   // A wrong password: the node runs, is not ready, and says why.
-  const node = await startNode(null, { env: { SSEHUB_REDIS_URL: `redis://:wrong@127.0.0.1:${redis.port}` } });
+  const node = await startNode(null, { waitReady: false, env: { SSEHUB_REDIS_URL: `redis://:wrong@127.0.0.1:${redis.port}` } });
   await node.waitForLog((o) => o.msg === 'handshake failed' && o.step === 'AUTH', { timeout: 5000 });
   assert.equal((await fetch(`${node.url}/readyz`)).status, 503);
   assert.ok(!node.logs().join('\n').includes('wrong'), 'the password is never logged');

@@ -24,13 +24,14 @@
 //     restart() -> Promise             stops it if running, starts it again on the same port
 //
 // startBroker(redis, {env: {}, args: [], redisUrl, readyTimeout: 15000})
-// startNode(redis, {env: {}, args: [], redisUrl, readyTimeout: 15000, port})
+// startNode(redis, {env: {}, args: [], redisUrl, readyTimeout: 15000, port, waitReady: true})
 //   -> Promise<proc>: spawn ${SSEHUB_BUILD_DIR}/ssehub-broker | ssehub-node
 //   (SSEHUB_BUILD_DIR, default <repo>/build) with --redis-url (redisUrl or
 //   redis.url; pass redis = null to give everything in args) and, for nodes,
 //   --listen 127.0.0.1:<free port>. Waits until ready: the broker logs
 //   {"msg":"ready"} (Function library loaded and PSUBSCRIBE confirmed); a node
-//   answers GET /healthz with 200. Rejects with the logs if it exits first or
+//   answers GET /readyz with 200 (its Redis link
+//   is up; with waitReady: false, /healthz: the process serves). Rejects with the logs if it exits first or
 //   is not ready in time. The object:
 //     port (node only), url ('http://127.0.0.1:port', node only), proc, pid
 //     logs() -> string[]        stdout+stderr lines so far
@@ -326,12 +327,14 @@ function healthy(url) {
   });
 }
 
-export async function startNode(redis, { env = {}, args = [], redisUrl, readyTimeout = 15000, port: fixedPort } = {}) {
+export async function startNode(redis, { env = {}, args = [], redisUrl, readyTimeout = 15000, port: fixedPort,
+  waitReady = true } = {}) {
   const port = fixedPort || await freePort();
   const url = `http://127.0.0.1:${port}`;
+  // /readyz: the node's Redis link is up, so streams are not refused
   const p = await startSsehub('ssehub-node',
     [...redisArgs(redis, redisUrl), '--listen', `127.0.0.1:${port}`, ...args], env,
-    () => healthy(`${url}/healthz`), readyTimeout);
+    () => healthy(`${url}/${waitReady ? 'readyz' : 'healthz'}`), readyTimeout);
   return Object.assign(p, { port, url });
 }
 

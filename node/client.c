@@ -222,12 +222,16 @@ static void client_flush(client_t *c)
 }
 
 /* A write completed: release what it referenced. An idle stream keeps one
- * piece array and no own bytes; a busy one keeps both arrays for reuse. */
+ * piece array; a busy one keeps both for reuse. Single-topic streams need
+ * own bytes only now and then (control lines, gaps), so they free them;
+ * multi-topic streams write a cursor line per event and keep theirs until
+ * they have been idle for a heartbeat interval. */
 static void client_write_done(client_t *c)
 {
     c->sending = 0;
     out_clear(&c->inflight);
-    buf_free(&c->inflight.own);
+    if (c->nsubs == 1)
+        buf_free(&c->inflight.own);
     if (c->pending.n == 0) {
         out_piece_t *p = c->pending.pieces;
         c->pending.pieces = c->inflight.pieces;
@@ -730,6 +734,8 @@ void clients_heartbeat(node_thread_t *th)
          * than the current one means idle for a whole interval; the
          * heartbeat is a reference to the thread's shared comment frame */
         if (c->last_write_tick != (uint32_t)th->heartbeat_tick && c->pending.n == 0 && !c->sending) {
+            buf_free(&c->pending.own);
+            buf_free(&c->inflight.own);
             out_push(&c->pending, th->heartbeat_frame, 0, th->heartbeat_frame->len);
             client_flush(c);
         }

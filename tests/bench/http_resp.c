@@ -1,4 +1,5 @@
 /* Incremental HTTP/1.1 response reader. */
+#include "common/text.h"
 #include "tests/bench/http_resp.h"
 
 #include <errno.h>
@@ -139,17 +140,6 @@ static ssize_t read_head(http_resp_t *r, const char *bytes, size_t len)
 
 /* ------------------------------------------------------------- body -- */
 
-/* Returns a hex digit's value, or -1. */
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Decodes chunked framing; returns bytes used or a negative error. Chunk
  * extensions and trailers are skipped; a bare LF is taken for CRLF. */
@@ -160,7 +150,7 @@ static ssize_t feed_chunked(http_resp_t *r, const char *p, size_t len, http_body
         char c = p[i];
         switch (r->chunk_state) {
         case CS_SIZE: {
-            int d = hex_value(c);
+            int d = text_hex_value(c);
             if (d < 0) {
                 if (r->chunk_digits == 0)
                     return -EPROTO;

@@ -743,6 +743,22 @@ void clients_heartbeat(node_thread_t *th)
     th->heartbeat_tick++;
 }
 
+size_t clients_close_some(node_thread_t *th, size_t n, const char *why)
+{
+    size_t open = 0;
+    /* new streams are inserted at the head: the tail holds the oldest */
+    for (h2o_linklist_t *l = th->clients.prev, *prev; l != &th->clients; l = prev) {
+        prev = l->prev;
+        client_t *c = H2O_STRUCT_FROM_MEMBER(client_t, link, l);
+        open++;
+        if (n > 0 && !c->final_pending) {
+            client_end(c, why);
+            n--;
+        }
+    }
+    return open;
+}
+
 void clients_close_all(node_thread_t *th, const char *why)
 {
     for (h2o_linklist_t *l = th->clients.next, *next; l != &th->clients; l = next) {

@@ -123,5 +123,8 @@ void clients_flush_dirty(struct node_thread *th);
 void clients_heartbeat(struct node_thread *th);
 /* Ends every stream (shutdown). */
 void clients_close_all(struct node_thread *th, const char *why);
+/* Ends up to n of the streams not yet ending, oldest first; returns how
+ * many streams are still open (ending or not). */
+size_t clients_close_some(struct node_thread *th, size_t n, const char *why);
 
 #endif

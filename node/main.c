@@ -16,10 +16,14 @@
 
 static node_shared_t shared;
 
+/* The first SIGTERM starts the drain (SIGINT a faster one); a second
+ * signal of either kind ends every stream at once. */
 static void on_signal(int sig)
 {
-    (void)sig;
-    atomic_store(&shared.stopping, 1);
+    if (atomic_exchange(&shared.stopping, 1))
+        atomic_store(&shared.stop_now, 1);
+    else if (sig == SIGINT)
+        atomic_store(&shared.fast_drain, 1);
 }
 
 /* Splits "HOST:PORT" (HOST may be [v6]) and resolves it for a listener;

@@ -51,6 +51,7 @@ static int send_stream_refusal(node_thread_t *th, h2o_req_t *req, const char *wh
     ms += ms > 0 ? rand() % (ms + 1) : 0;
     char body[256];
     int n = snprintf(body, sizeof(body), "retry: %ld\n: %s\n\n", ms, why);
+    req->http1_is_persistent = 0; /* the client is to come back later, maybe elsewhere */
     return send_text(req, 200, "OK", "text/event-stream", body, (size_t)n);
 }
 
@@ -313,18 +314,37 @@ static void thread_setup(node_thread_t *th)
     h2o_timeout_link(th->loop, &th->housekeeping_timeout, &th->housekeeping);
 }
 
+/* True when none of the h2o context's timeouts is armed: no HTTP
+ * connection of h2o's is left on this thread. */
+static int context_idle(h2o_context_t *ctx)
+{
+    /* HTTP/2's graceful-shutdown timer may be the one entry of the one-second
+     * timeout; it is unlinked before disposal */
+    h2o_linklist_t *one = &ctx->one_sec_timeout._entries, *grace = &ctx->http2._graceful_shutdown_timeout._link;
+    int one_idle = h2o_linklist_is_empty(one) || (one->next == grace && grace->next == one);
+    return one_idle && h2o_linklist_is_empty(&ctx->zero_timeout._entries) &&
+           h2o_linklist_is_empty(&ctx->http1.req_timeout._entries) &&
+           h2o_linklist_is_empty(&ctx->http2.idle_timeout._entries) && h2o_linklist_is_empty(&ctx->http2._conns);
+}
+
 /* Closes the listener, ends every stream, lets h2o finish writing (for at
  * most two seconds) and frees everything the thread owns. */
 static void thread_teardown(node_thread_t *th)
 {
-    h2o_socket_read_stop(th->listener);
-    h2o_socket_close(th->listener);
-    th->listener = NULL;
+    if (th->listener != NULL) {
+        h2o_socket_read_stop(th->listener);
+        h2o_socket_close(th->listener);
+        th->listener = NULL;
+    }
     clients_close_all(th, "node shutting down, reconnect");
     clients_flush_dirty(th);
     h2o_context_request_shutdown(&th->ctx);
+    /* idle keep-alive connections (health checks, refused requests) wait
+     * on these timeouts; expire them now so they close before disposal */
+    th->ctx.http1.req_timeout.timeout = 0;
+    th->ctx.http2.idle_timeout.timeout = 0;
     uint64_t until = h2o_now(th->loop) + 2000;
-    while (!h2o_linklist_is_empty(&th->clients) && h2o_now(th->loop) < until)
+    while ((!h2o_linklist_is_empty(&th->clients) || !context_idle(&th->ctx)) && h2o_now(th->loop) < until)
         h2o_evloop_run(th->loop, 50);
     h2o_timeout_unlink(&th->heartbeat);
     h2o_timeout_dispose(th->loop, &th->heartbeat_timeout);
@@ -343,8 +363,58 @@ static void thread_teardown(node_thread_t *th)
      * timeout; dispose asserts that none is armed */
     if (h2o_timeout_is_linked(&th->ctx.http2._graceful_shutdown_timeout))
         h2o_timeout_unlink(&th->ctx.http2._graceful_shutdown_timeout);
+    if (!context_idle(&th->ctx)) {
+        /* h2o asserts that no timeout is armed; leaving it to exit is safer */
+        log_warn("node", "connections outlived the shutdown", json_pack("{s:i}", "thread", th->index));
+        return;
+    }
     h2o_context_dispose(&th->ctx);
     h2o_evloop_destroy(th->loop);
+}
+
+/* Runs the loop for up to ms, or until a second signal asks to stop now. */
+static void run_for(node_thread_t *th, uint64_t ms)
+{
+    uint64_t until = h2o_now(th->loop) + ms;
+    while (h2o_now(th->loop) < until && !atomic_load(&th->shared->stop_now))
+        h2o_evloop_run(th->loop, (int32_t)(until - h2o_now(th->loop) < 100 ? until - h2o_now(th->loop) : 100));
+}
+
+/* Graceful drain (DESIGN §7): /readyz already answers 503 and new streams
+ * are refused with retry:; after a short delay, so load balancers see it,
+ * the listener closes; then open streams are ended evenly over
+ * drain_seconds, each with a jittered retry:, so clients move to other
+ * nodes without a thundering herd. SIGINT drains in at most a second. */
+static void thread_drain(node_thread_t *th)
+{
+    const ssehub_config_t *cfg = th->shared->cfg;
+    int fast = atomic_load(&th->shared->fast_drain);
+    uint64_t drain_ms = (uint64_t)cfg->drain_seconds * 1000;
+    uint64_t delay_ms = drain_ms == 0 || fast ? 0 : drain_ms / 10 < 2000 ? drain_ms / 10 : 2000;
+    if (fast && drain_ms > 1000)
+        drain_ms = 1000;
+    log_info("node", "draining", json_pack("{s:i,s:I,s:I}", "thread", th->index, "delay_ms", (json_int_t)delay_ms,
+                                           "drain_ms", (json_int_t)drain_ms));
+    run_for(th, delay_ms);
+    h2o_socket_read_stop(th->listener);
+    h2o_socket_close(th->listener);
+    th->listener = NULL;
+    uint64_t end = h2o_now(th->loop) + drain_ms;
+    while (!atomic_load(&th->shared->stop_now)) {
+        uint64_t now = h2o_now(th->loop);
+        uint64_t left = now < end ? end - now : 0;
+        size_t open = clients_close_some(th, 0, NULL);
+        if (open == 0)
+            break;
+        /* end a share of the streams each 100 ms tick, so the last ones go
+         * as the drain time runs out */
+        size_t n = left <= 100 ? open : (open * 100 + left - 1) / left;
+        clients_close_some(th, n, "node draining, reconnect");
+        clients_flush_dirty(th);
+        run_for(th, 100);
+        if (left == 0 && now > end + 2000)
+            break; /* streams that cannot even take their last bytes */
+    }
 }
 
 void *server_thread_main(void *arg)
@@ -353,6 +423,7 @@ void *server_thread_main(void *arg)
     thread_setup(th);
     while (!atomic_load(&th->shared->stopping))
         h2o_evloop_run(th->loop, 100);
+    thread_drain(th);
     thread_teardown(th);
     return NULL;
 }

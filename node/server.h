@@ -19,7 +19,9 @@ typedef struct node_shared {
     redis_url_t redis;
     h2o_globalconf_t h2o;
     atomic_long connections;  /* open streams, all threads */
-    atomic_int stopping;      /* set by SIGTERM/SIGINT */
+    atomic_int stopping;      /* set by SIGTERM/SIGINT: drain, then exit */
+    atomic_int stop_now;      /* a second signal: end every stream at once */
+    atomic_int fast_drain;    /* SIGINT: the same drain, faster */
 } node_shared_t;
 
 /* Everything one worker thread owns. h2o's context is embedded so request

@@ -1,5 +1,6 @@
 /* ssehub-broker: reads the settings, runs the ingest on libev's default
- * loop until SIGTERM/SIGINT, then drains and exits. Exit codes: 0 after a
+ * loop until SIGTERM/SIGINT, then drains, releases the leader lease if it
+ * holds it (a standby takes over at once) and exits. Exit codes: 0 after a
  * clean stop (or --help), 1 when start-up fails, 2 for bad settings. */
 #include <signal.h>
 #include <stdio.h>

@@ -21,3 +21,12 @@ int functions_missing_error(const char *errstr, size_t len)
      * equivalent is "NOSCRIPT No matching script...". */
     return starts_with(errstr, len, "ERR Function not found") || starts_with(errstr, len, "NOSCRIPT");
 }
+
+int functions_outdated_error(const char *errstr, size_t len)
+{
+    if (errstr == NULL)
+        return 0;
+    /* An older publish function refuses the options it does not know. */
+    return starts_with(errstr, len, "ERR ssehub: unknown option fence") ||
+           starts_with(errstr, len, "ERR ssehub: unknown option in");
+}

@@ -14,13 +14,33 @@ extern const size_t ssehub_functions_lua_len;
 #define SSEHUB_FUNCTION_LIBRARY "ssehub_1"
 /* FCALL ssehub_publish 1 <stream key> <data> [type T] [retry MS] [id MID]
  *       [maxlen N] [maxage SECONDS]
- * -> the new entry id. */
+ * -> the new entry id. The broker's form adds the topic's metadata key:
+ * FCALL ssehub_publish 2 <stream key> <meta key> <data> [...]
+ *       [fence EPOCH] [in POSITION]
+ * -> the new entry id; the status DUPLICATE when the topic already stored
+ * that ingest position or a later one; "ERR ssehub: fenced" when a higher
+ * leader epoch has written the topic. */
 #define SSEHUB_FN_PUBLISH "ssehub_publish"
+/* FCALL ssehub_lease_renew 1 <lease key> <value> <ms> -> 1 renewed, 0 not ours.
+ * FCALL ssehub_lease_release 1 <lease key> <value> [<channel>] -> 1 deleted
+ *   (and "released <value>" published on channel), 0 not ours. */
+#define SSEHUB_FN_LEASE_RENEW "ssehub_lease_renew"
+#define SSEHUB_FN_LEASE_RELEASE "ssehub_lease_release"
+/* FCALL ssehub_next 1 <counter key> [<channel> [<tag>]] -> the counter's
+ * next value, max(value + 1, Redis time in ms): it never goes back. With a
+ * channel, "<value> <tag>" is published there in the same step (sync marks). */
+#define SSEHUB_FN_NEXT "ssehub_next"
+/* The fencing refusal and the duplicate answer of the broker's form. */
+#define SSEHUB_FENCED_ERROR "ERR ssehub: fenced"
+#define SSEHUB_DUPLICATE_STATUS "DUPLICATE"
 /* FCALL_RO ssehub_read 1 <stream key> <after> <count>
  * -> see functions.lua. */
 #define SSEHUB_FN_READ "ssehub_read"
 
 /* True when a Redis error reply means the library is not loaded. */
 int functions_missing_error(const char *errstr, size_t len);
+/* True when a Redis error reply means an older library is loaded (one that
+ * does not know the broker's fence/in options): reload it. */
+int functions_outdated_error(const char *errstr, size_t len);
 
 #endif

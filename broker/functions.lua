@@ -9,6 +9,10 @@
 --
 -- Live messages on P{topic}:l are netstrings "<len>:<bytes>," of the entry
 -- id followed by field name/value pairs (see broker/envelope.h).
+--
+-- The topic's metadata hash P{topic}:m (same slot) holds, for brokers:
+-- epoch = the highest leader epoch that wrote the topic (fencing), and
+-- in = the highest ingest position stored ("M.n", see broker/ingest_pos.h).
 
 local DEFAULT_MAXLEN = 1000
 local DEFAULT_MAXAGE = 86400
@@ -41,6 +45,22 @@ local function last_generated(key)
   return nil
 end
 
+-- Splits an ingest position "M.n" into two numbers; nil when malformed.
+-- (Both stay below 2^53, so the numbers are exact.)
+local function parse_pos(s)
+  local m, n = string.match(s, '^(%d+)%.(%d+)$')
+  if not m or #m > 16 or #n > 16 then return nil end
+  return tonumber(m), tonumber(n)
+end
+
+-- True when position a is after position b (both well-formed).
+local function pos_after(a, b)
+  local am, an = parse_pos(a)
+  local bm, bn = parse_pos(b)
+  if am ~= bm then return am > bm end
+  return an > bn
+end
+
 local function netstring(s)
   return #s .. ':' .. s .. ','
 end
@@ -51,17 +71,30 @@ end
 
 -- FCALL ssehub_publish 1 <stream key> <data> [type T] [retry MS] [id MID]
 --       [maxlen N] [maxage SECONDS]
+-- FCALL ssehub_publish 2 <stream key> <meta key> <data> [the same options]
+--       [fence EPOCH] [in POSITION]
 -- Stores the event, trims history, refreshes the expiry and publishes it on
 -- the live channel, atomically; returns the new entry id.
+-- With the topic's metadata key P{topic}:m as a second key (brokers):
+--   fence EPOCH: refused with "ERR ssehub: fenced" when a higher epoch has
+--     written the topic (a deposed leader's late write); recorded otherwise.
+--   in POSITION: when the topic has stored this ingest position or a later
+--     one, nothing is stored and the answer is the status DUPLICATE (a resend,
+--     or a message another broker stored); recorded otherwise.
+-- The metadata key gets the stream's expiry.
 local function publish(keys, args)
-  local key = keys[1]
+  local key, meta = keys[1], keys[2]
   if not key or string.sub(key, -2) ~= ':s' then
     return redis.error_reply('ERR ssehub: the key must be a topic stream (P{topic}:s)')
+  end
+  if meta and (string.sub(meta, -2) ~= ':m' or string.sub(meta, 1, -3) ~= string.sub(key, 1, -3)) then
+    return redis.error_reply('ERR ssehub: the second key must be the topic metadata (P{topic}:m)')
   end
   local data = args[1]
   if data == nil then return redis.error_reply('ERR ssehub: data is required') end
   local fields = {'data', data}
   local maxlen, maxage = DEFAULT_MAXLEN, DEFAULT_MAXAGE
+  local fence, pos
   local i = 2
   while i <= #args do
     local name, value = args[i], args[i + 1]
@@ -85,10 +118,38 @@ local function publish(keys, args)
     elseif name == 'maxage' then
       maxage = tonumber(value)
       if not maxage or maxage < 1 then return redis.error_reply('ERR ssehub: bad maxage') end
+    elseif name == 'fence' then
+      if not string.match(value, '^%d+$') or #value > 16 then
+        return redis.error_reply('ERR ssehub: fence must be an epoch number')
+      end
+      fence = value
+    elseif name == 'in' then
+      if not parse_pos(value) then return redis.error_reply('ERR ssehub: bad ingest position') end
+      pos = value
     else
       return redis.error_reply('ERR ssehub: unknown option ' .. name)
     end
     i = i + 2
+  end
+  if (fence or pos) and not meta then
+    return redis.error_reply('ERR ssehub: fence and in need the metadata key (FCALL ssehub_publish 2 ...)')
+  end
+  local record = {}
+  if fence then
+    local seen = tonumber(redis.call('HGET', meta, 'epoch') or '')
+    if seen and seen > tonumber(fence) then return redis.error_reply('ERR ssehub: fenced') end
+    if not seen or seen < tonumber(fence) then
+      table.insert(record, 'epoch'); table.insert(record, fence)
+    end
+  end
+  if pos then
+    local stored = redis.call('HGET', meta, 'in')
+    if stored and parse_pos(stored) and not pos_after(pos, stored) then
+      -- a newer leader's resend still fences the older one
+      if #record > 0 then redis.call('HSET', meta, unpack(record)) end
+      return redis.status_reply('DUPLICATE')
+    end
+    table.insert(record, 'in'); table.insert(record, pos)
   end
   table.insert(fields, 'prev')
   table.insert(fields, last_generated(key) or '0-0')
@@ -98,6 +159,8 @@ local function publish(keys, args)
   local cutoff = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - maxage * 1000
   if cutoff > 0 then redis.call('XTRIM', key, 'MINID', '~', cutoff) end
   redis.call('PEXPIRE', key, maxage * 1000)
+  if #record > 0 then redis.call('HSET', meta, unpack(record)) end
+  if meta then redis.call('PEXPIRE', meta, maxage * 1000) end
 
   local msg = {netstring(id)}
   for j = 1, #fields - 2 do msg[#msg + 1] = netstring(fields[j]) end
@@ -159,5 +222,53 @@ local function read(keys, args)
   return {status, position, entries}
 end
 
+-- FCALL ssehub_lease_renew 1 <lease key> <value> <ms>
+-- Extends the broker leader lease by ms when it still holds value (ours);
+-- returns 1, or 0 when it is gone or someone else's.
+local function lease_renew(keys, args)
+  local value, ms = args[1], tonumber(args[2] or '')
+  if not keys[1] or not value or not ms or ms < 1 then
+    return redis.error_reply('ERR ssehub: usage: ssehub_lease_renew 1 <key> <value> <ms>')
+  end
+  if redis.call('GET', keys[1]) ~= value then return 0 end
+  redis.call('PEXPIRE', keys[1], ms)
+  return 1
+end
+
+-- FCALL ssehub_lease_release 1 <lease key> <value> [<channel>]
+-- Deletes the lease when it still holds value and then publishes
+-- "released <value>" on channel (standbys take over at once); returns 1,
+-- or 0 when it was not ours.
+local function lease_release(keys, args)
+  local value = args[1]
+  if not keys[1] or not value then
+    return redis.error_reply('ERR ssehub: usage: ssehub_lease_release 1 <key> <value> [<channel>]')
+  end
+  if redis.call('GET', keys[1]) ~= value then return 0 end
+  redis.call('DEL', keys[1])
+  if args[2] then redis.call('PUBLISH', args[2], 'released ' .. value) end
+  return 1
+end
+
+-- FCALL ssehub_next 1 <counter key> [<channel> [<tag>]]
+-- Returns the counter's next value: max(value + 1, Redis time in ms), so it
+-- never goes back, even when the key was lost. With a channel, also
+-- publishes "<value> <tag>" there in the same step, so subscribers see the
+-- values in increasing order (the brokers' sync marks). Leader epochs and
+-- sync marks come from here.
+local function next_value(keys, args)
+  if not keys[1] then return redis.error_reply('ERR ssehub: usage: ssehub_next 1 <key> [<channel> [<tag>]]') end
+  local now = redis.call('TIME')
+  local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  local value = math.max((tonumber(redis.call('GET', keys[1]) or '') or 0) + 1, ms)
+  local text = string.format('%d', value)
+  redis.call('SET', keys[1], text)
+  if args[1] then redis.call('PUBLISH', args[1], text .. ' ' .. (args[2] or '')) end
+  return value
+end
+
 redis.register_function('ssehub_publish', publish)
+redis.register_function('ssehub_lease_renew', lease_renew)
+redis.register_function('ssehub_lease_release', lease_release)
+redis.register_function('ssehub_next', next_value)
 redis.register_function{function_name = 'ssehub_read', callback = read, flags = {'no-writes'}}

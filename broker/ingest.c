@@ -1,10 +1,17 @@
 /* The broker's ingest (DESIGN §2): a subscriber connection PSUBSCRIBEd to
- * <ingest_prefix>* and <ingest_json_prefix>*, and a command connection that
- * turns every valid message into one pipelined FCALL ssehub_publish. Both
- * connections are hiredis async contexts on the libev loop and reconnect
- * with capped, jittered back-off; messages wait in one bounded queue,
- * ordered by arrival, while the command connection is down or the Function
- * library is being reloaded, so per-topic order survives both. */
+ * <ingest_prefix>* and <ingest_json_prefix>* (and SUBSCRIBEd to the sync
+ * channel P broker:sync), and a command connection that turns every valid
+ * message into one pipelined FCALL ssehub_publish. Both connections are
+ * hiredis async contexts on the libev loop and reconnect with capped,
+ * jittered back-off; messages wait in one bounded queue, ordered by
+ * arrival, while the command connection is down or the Function library is
+ * being reloaded, so per-topic order survives both.
+ *
+ * Several brokers: only the holder of the leader lease (lease.c) sends.
+ * Every broker gives each message its ingest position (ingest_pos.h); a
+ * standby keeps the messages of the last 2 leases + 5 s in the same queue
+ * and, when it takes over, sends them all: the publish function stores
+ * those the old leader had not stored and answers DUPLICATE for the rest. */
 #include "broker/ingest.h"
 
 #include <stdint.h>
@@ -23,6 +30,8 @@
 
 #include "broker/envelope.h"
 #include "broker/functions.h"
+#include "broker/ingest_pos.h"
+#include "broker/lease.h"
 #include "broker/stream_keys.h"
 #include "common/buf.h"
 #include "common/log.h"
@@ -37,17 +46,30 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define STATS_SECONDS 60.0
-#define LOG_LIMIT_SLOTS 16 /* distinct rate-limited log reasons tracked */
-#define LOG_TEXT_MAX 256   /* bytes of a channel or error kept in a log line */
-#define MSG_MAX_ARGS 15
+#define LOG_LIMIT_SLOTS 16               /* distinct rate-limited log reasons tracked */
+#define LOG_TEXT_MAX 256                 /* bytes of a channel or error kept in a log line */
+#define MSG_MAX_ARGS 17                  /* FCALL, name, 2, keys, data, 5 options with values */
+#define SEND_MAX_ARGS (MSG_MAX_ARGS + 4) /* + fence EPOCH in POSITION */
+#define MARK_RETRY_SECONDS 1.0           /* ask for a sync mark again when none came */
+#define TRIM_SECONDS 0.5                 /* standby: how often old messages are forgotten */
 
 /* ---- types --------------------------------------------------------------- */
+
+/* Where a message's ingest position stands. */
+enum msg_placed {
+    MSG_UNPLACED = 0, /* arrived before the subscription's first sync mark */
+    MSG_EXACT,        /* mark and delivery count known */
+    MSG_FLOOR,        /* a leader's message from before its first mark: after every exact one of that mark */
+};
 
 /* One publish call: the FCALL arguments, owned in one allocation. */
 typedef struct msg {
     struct msg *next;
     struct ingest *in;
-    uint64_t seq; /* arrival order; the queue is sorted by it */
+    uint64_t seq;     /* arrival order; the queue is sorted by it */
+    double arrived;   /* lease_now() at arrival: a standby forgets old ones */
+    ingest_pos_t pos; /* its ingest position, once placed */
+    enum msg_placed placed;
     int attempts; /* "function not found" answers so far */
     int argc;
     const char *argv[MSG_MAX_ARGS];
@@ -83,6 +105,15 @@ typedef struct redis_link {
     void (*handshake)(struct redis_link *link);
 } redis_link_t;
 
+/* What the messages buffered before a takeover came to. */
+typedef struct handover {
+    int active;      /* counting since the last acquisition */
+    uint64_t upto;   /* messages with seq <= upto were buffered as standby */
+    size_t left;     /* of those, not answered for good yet */
+    size_t buffered; /* how many there were */
+    unsigned long long stored, duplicates, other;
+} handover_t;
+
 struct ingest {
     struct ev_loop *loop;
     const ssehub_config_t *cfg;
@@ -99,6 +130,21 @@ struct ingest {
     log_limit_t limits[LOG_LIMIT_SLOTS];
     ev_timer stats_timer, drain_timer;
     int stopping, finished, aborting;
+    /* several brokers */
+    lease_t *lease;
+    char epoch_text[24];  /* the lease epoch sent as "fence" */
+    buf_t sync_channel;   /* P broker:sync: sync marks and release notices (also the counter key) */
+    buf_t sync_tag;       /* "<plain pattern> <json pattern>": brokers must agree on them */
+    int placed;           /* this subscription has seen a sync mark: positions are known */
+    uint64_t mark, count; /* position of the last ingest delivery */
+    uint64_t last_mark;   /* highest mark seen */
+    uint64_t floor_next;  /* next floor count */
+    int leader_since_sub; /* leader without a break since this subscription started */
+    int mark_inflight;    /* ssehub_next for a mark sent, not answered */
+    double window;        /* seconds a standby keeps messages */
+    int releasing;        /* shutdown: the lease release is in flight */
+    handover_t handover;
+    ev_timer mark_timer, trim_timer;
     void (*done)(void *arg);
     void *done_arg;
     buf_t scratch; /* key building */
@@ -108,6 +154,8 @@ struct ingest {
 static void pump(struct ingest *in);
 static void ingest_maybe_finish(struct ingest *in);
 static void link_drop(redis_link_t *link);
+static void maybe_log_ready(struct ingest *in);
+static void request_mark(struct ingest *in);
 
 /* ---- logging helpers ----------------------------------------------------- */
 
@@ -180,9 +228,11 @@ static void log_refused(struct ingest *in, const char *msg, const char *reason, 
 /* Returns the counters as a JSON object for the stats and stopped lines. */
 static json_t *counters_json(const ingest_counters_t *c)
 {
-    return json_pack("{s:I, s:I, s:I, s:I, s:I}", "ingested", (json_int_t)c->ingested, "refused_topic",
-                     (json_int_t)c->refused_topic, "malformed_json", (json_int_t)c->malformed_json,
-                     "publish_errors", (json_int_t)c->publish_errors, "dropped", (json_int_t)c->dropped);
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "ingested", (json_int_t)c->ingested,
+                     "refused_topic", (json_int_t)c->refused_topic, "malformed_json",
+                     (json_int_t)c->malformed_json, "publish_errors", (json_int_t)c->publish_errors,
+                     "dropped", (json_int_t)c->dropped, "sent", (json_int_t)c->sent, "duplicates",
+                     (json_int_t)c->duplicates, "fenced", (json_int_t)c->fenced);
 }
 
 /* Logs the counters every STATS_SECONDS when they changed. */
@@ -260,6 +310,27 @@ static size_t queue_clear(msg_queue_t *q)
     return n;
 }
 
+/* Keeps the queued messages for which keep(m, arg) is nonzero, in order,
+ * and frees the others; returns how many were freed. O(n): for the rare
+ * moments positions are settled. */
+static size_t queue_filter(msg_queue_t *q, int (*keep)(msg_t *m, void *arg), void *arg)
+{
+    msg_t *m = q->head, *next;
+    size_t freed = 0;
+    q->head = q->tail = q->hint = NULL;
+    q->len = 0;
+    for (; m != NULL; m = next) {
+        next = m->next;
+        if (keep(m, arg)) {
+            queue_push(q, m);
+        } else {
+            free(m);
+            freed++;
+        }
+    }
+    return freed;
+}
+
 /* ---- building publish calls ---------------------------------------------- */
 
 /* Adds an argument that lives elsewhere (literals, the ingest's numbers). */
@@ -279,16 +350,18 @@ static void msg_copy(msg_t *m, char **p, const char *s, size_t n)
     *p += n;
 }
 
-/* Returns the FCALL ssehub_publish call for one event on a topic, or NULL
- * when memory ran out. */
+/* Returns the FCALL ssehub_publish 2 <stream> <meta> call for one event on
+ * a topic (fence and in are added when it is sent), or NULL when memory
+ * ran out. */
 static msg_t *msg_new(struct ingest *in, const char *topic, size_t tlen, const envelope_t *ev)
 {
     buf_clear(&in->scratch);
     if (topic_key(&in->scratch, in->cfg->prefix, topic, tlen, TOPIC_KEY_STREAM) != 0)
         return NULL;
+    size_t klen = in->scratch.len; /* the metadata key has the same length: ...:m */
     char retry[24];
     size_t rlen = ev->retry >= 0 ? (size_t)snprintf(retry, sizeof retry, "%ld", ev->retry) : 0;
-    size_t total = in->scratch.len + ev->data_len + ev->type_len + ev->mid_len + rlen;
+    size_t total = 2 * klen + ev->data_len + ev->type_len + ev->mid_len + rlen;
     msg_t *m = malloc(sizeof *m + total);
     if (m == NULL)
         return NULL;
@@ -297,8 +370,10 @@ static msg_t *msg_new(struct ingest *in, const char *topic, size_t tlen, const e
     char *p = m->bytes;
     msg_arg(m, "FCALL", 5);
     msg_arg(m, SSEHUB_FN_PUBLISH, strlen(SSEHUB_FN_PUBLISH));
-    msg_arg(m, "1", 1);
-    msg_copy(m, &p, in->scratch.base, in->scratch.len);
+    msg_arg(m, "2", 1);
+    msg_copy(m, &p, in->scratch.base, klen);
+    msg_copy(m, &p, in->scratch.base, klen);
+    p[-1] = TOPIC_KEY_META;
     msg_copy(m, &p, ev->data, ev->data_len);
     if (ev->type) {
         msg_arg(m, "type", 4);
@@ -321,18 +396,50 @@ static msg_t *msg_new(struct ingest *in, const char *topic, size_t tlen, const e
 
 /* ---- sending ------------------------------------------------------------- */
 
-/* Returns nonzero when publish calls may go out now. */
+/* Returns nonzero when publish calls may go out now (the lease is checked
+ * again on the clock before each one). */
 static int can_send(const struct ingest *in)
 {
-    return in->cmd.ac != NULL && in->cmd.ready && !in->reloading && !in->finished;
+    return in->cmd.ac != NULL && in->cmd.ready && !in->reloading && !in->finished &&
+           lease_role(in->lease) == LEASE_LEADER;
 }
 
 /* Starts FUNCTION LOAD REPLACE after a "function not found" answer; later
  * messages wait in the queue until it is answered. */
 static void start_reload(struct ingest *in, redisAsyncContext *ac);
 
+/* Counts what became of a message buffered before a takeover, and logs the
+ * takeover's outcome when the last one is settled. */
+static void handover_settle(struct ingest *in, const msg_t *m, const char *outcome)
+{
+    handover_t *h = &in->handover;
+    if (!h->active || m->seq > h->upto || h->left == 0)
+        return;
+    if (strcmp(outcome, "stored") == 0)
+        h->stored++;
+    else if (strcmp(outcome, "duplicate") == 0)
+        h->duplicates++;
+    else
+        h->other++;
+    if (--h->left > 0)
+        return;
+    h->active = 0;
+    log_info(COMPONENT, "handover complete",
+             json_pack("{s:I, s:I, s:I, s:I}", "buffered", (json_int_t)h->buffered, "stored",
+                       (json_int_t)h->stored, "duplicates", (json_int_t)h->duplicates, "not_stored",
+                       (json_int_t)h->other));
+}
+
+/* Returns nonzero when an error reply is the publish function's fencing. */
+static int fenced_error(const redisReply *reply)
+{
+    return reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, SSEHUB_FENCED_ERROR, reply->len) == 0 &&
+           reply->len == strlen(SSEHUB_FENCED_ERROR);
+}
+
 /* Handles the answer to one publish call: counts it, or puts the message
- * back for a resend (connection lost, library missing). */
+ * back for a resend (connection lost, library missing) or for a later
+ * takeover (fenced: a newer leader wrote the topic, so we step down). */
 static void on_publish_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
     msg_t *m = privdata;
@@ -348,48 +455,104 @@ static void on_publish_reply(redisAsyncContext *ac, void *r, void *privdata)
         queue_requeue(&in->queue, m);
         return;
     }
-    if (reply->type == REDIS_REPLY_ERROR && functions_missing_error(reply->str, reply->len) &&
+    if (reply->type == REDIS_REPLY_ERROR &&
+        (functions_missing_error(reply->str, reply->len) ||
+         functions_outdated_error(reply->str, reply->len)) &&
         ++m->attempts < MAX_ATTEMPTS) {
         queue_requeue(&in->queue, m);
         start_reload(in, ac);
         return;
     }
+    if (fenced_error(reply)) {
+        in->counters.fenced++;
+        queue_requeue(&in->queue, m);
+        lease_step_down(in->lease, "fenced");
+        ingest_maybe_finish(in);
+        return;
+    }
+    const char *outcome = "stored";
     if (reply->type == REDIS_REPLY_ERROR) {
         unsigned long long held;
         in->counters.publish_errors++;
+        outcome = "error";
         if (log_allowed(in, "publish error", &held))
             log_warn(COMPONENT, "publish error",
                      json_pack("{s:o, s:o, s:I}", "error", json_bytes(reply->str, reply->len), "key",
                                json_bytes(m->argv[3], m->argvlen[3]), "suppressed", (json_int_t)held));
+    } else if (reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, SSEHUB_DUPLICATE_STATUS) == 0) {
+        in->counters.duplicates++;
+        outcome = "duplicate";
     } else {
         in->counters.ingested++;
     }
+    handover_settle(in, m, outcome);
     free(m);
     pump(in);
     ingest_maybe_finish(in);
 }
 
+/* Sends one message with the lease epoch (fence) and its position (in). */
+static int send_publish(struct ingest *in, msg_t *m)
+{
+    const char *argv[SEND_MAX_ARGS];
+    size_t lens[SEND_MAX_ARGS];
+    char pos[INGEST_POS_TEXT_MAX];
+    memcpy(argv, m->argv, sizeof m->argv[0] * (size_t)m->argc);
+    memcpy(lens, m->argvlen, sizeof m->argvlen[0] * (size_t)m->argc);
+    int argc = m->argc;
+    argv[argc] = "fence", lens[argc++] = 5;
+    argv[argc] = in->epoch_text, lens[argc++] = strlen(in->epoch_text);
+    argv[argc] = "in", lens[argc++] = 2;
+    argv[argc] = pos, lens[argc++] = ingest_pos_format(pos, m->pos);
+    return redisAsyncCommandArgv(in->cmd.ac, on_publish_reply, m, argc, argv, lens) == REDIS_OK ? 0 : -1;
+}
+
 /* Sends queued messages, oldest first, while the command connection can
- * take them and fewer than INFLIGHT_MAX are unanswered. */
+ * take them, fewer than INFLIGHT_MAX are unanswered and the lease still
+ * runs by our own clock; stops at a message whose position is not known
+ * yet (it waits for the sync mark). */
 static void pump(struct ingest *in)
 {
-    while (can_send(in) && in->inflight < INFLIGHT_MAX && in->queue.head != NULL) {
+    while (can_send(in) && in->inflight < INFLIGHT_MAX && in->queue.head != NULL &&
+           in->queue.head->placed != MSG_UNPLACED) {
+        if (!lease_may_write(in->lease))
+            return;
         msg_t *m = queue_pop(&in->queue);
-        if (redisAsyncCommandArgv(in->cmd.ac, on_publish_reply, m, m->argc, m->argv, m->argvlen) !=
-            REDIS_OK) {
+        if (send_publish(in, m) != 0) {
             queue_requeue(&in->queue, m);
             return;
         }
+        in->counters.sent++;
         in->inflight++;
     }
 }
 
-/* Queues one message for sending (or drops it when the queue is full) and
- * sends what can go. */
+/* Standby: forgets buffered messages older than the window, and the oldest
+ * beyond QUEUE_MAX. */
+static void trim_buffer(struct ingest *in)
+{
+    double oldest = lease_now() - in->window;
+    while (in->queue.head != NULL && (in->queue.len > QUEUE_MAX || in->queue.head->arrived < oldest))
+        free(queue_pop(&in->queue));
+}
+
+/* Standby: trims the buffer every TRIM_SECONDS. */
+static void on_trim_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop, (void)revents;
+    struct ingest *in = w->data;
+    if (lease_role(in->lease) != LEASE_LEADER)
+        trim_buffer(in);
+}
+
+/* Queues one message for sending, or, as standby, buffers it for a
+ * takeover. A leader's full queue drops the new message; a standby's
+ * forgets its oldest. */
 static void ingest_enqueue(struct ingest *in, msg_t *m)
 {
     unsigned long long held;
-    if (in->queue.len >= QUEUE_MAX) {
+    int leader = lease_role(in->lease) == LEASE_LEADER;
+    if (leader && in->queue.len >= QUEUE_MAX) {
         in->counters.dropped++;
         free(m);
         if (log_allowed(in, "queue full", &held))
@@ -399,8 +562,12 @@ static void ingest_enqueue(struct ingest *in, msg_t *m)
         return;
     }
     m->seq = in->next_seq++;
+    m->arrived = lease_now();
     queue_push(&in->queue, m);
-    pump(in);
+    if (leader)
+        pump(in);
+    else if (in->queue.len > QUEUE_MAX)
+        free(queue_pop(&in->queue));
 }
 
 /* ---- incoming messages --------------------------------------------------- */
@@ -433,10 +600,10 @@ static int message_kind(const struct ingest *in, const redisReply *pattern, cons
     return reply_is(pattern, *json ? &in->pattern_json : &in->pattern_plain);
 }
 
-/* Validates one ingest message and queues its publish call; refusals are
- * counted and logged, never stored. */
+/* Validates one ingest message and queues its publish call with its
+ * position; refusals are counted and logged, never stored. */
 static void ingest_message(struct ingest *in, const redisReply *pattern, const redisReply *channel,
-                           const redisReply *payload)
+                           const redisReply *payload, enum msg_placed placed, ingest_pos_t pos)
 {
     int json;
     if (!message_kind(in, pattern, channel, &json))
@@ -464,7 +631,162 @@ static void ingest_message(struct ingest *in, const redisReply *pattern, const r
         in->counters.dropped++;
         return;
     }
+    m->placed = placed;
+    m->pos = pos;
     ingest_enqueue(in, m);
+}
+
+/* One delivery through an ingest pattern: it takes the next position
+ * (refused ones too, so every broker counts the same), then is handled. */
+static void ingest_delivery(struct ingest *in, const redisReply *pattern, const redisReply *channel,
+                            const redisReply *payload)
+{
+    ingest_pos_t pos = {0, 0};
+    if (reply_is(channel, &in->sync_channel))
+        return; /* the sync channel under an ingest pattern: not a message */
+    if (in->placed) {
+        pos.mark = in->mark;
+        pos.n = ++in->count;
+    }
+    ingest_message(in, pattern, channel, payload, in->placed ? MSG_EXACT : MSG_UNPLACED, pos);
+}
+
+/* ---- sync marks ---------------------------------------------------------- */
+
+/* queue_filter: places a leader's unplaced message after every exact
+ * position of the mark before the first one it saw. */
+static int keep_as_floor(msg_t *m, void *arg)
+{
+    struct ingest *in = arg;
+    if (m->placed == MSG_UNPLACED) {
+        m->placed = MSG_FLOOR;
+        m->pos.mark = in->mark - 1;
+        m->pos.n = INGEST_POS_FLOOR + in->floor_next++;
+    }
+    return 1;
+}
+
+/* queue_filter: forgets unplaced messages. */
+static int keep_placed(msg_t *m, void *arg)
+{
+    (void)arg;
+    return m->placed != MSG_UNPLACED;
+}
+
+/* queue_filter: forgets placed messages (their marks are from before a
+ * counter that went back). */
+static int keep_unplaced(msg_t *m, void *arg)
+{
+    (void)arg;
+    return m->placed == MSG_UNPLACED;
+}
+
+/* The subscription's first mark: the messages that came before it get a
+ * place. A broker that has led without a break since it subscribed knows
+ * no other broker can have stored them: they become floor positions after
+ * every exact one of the mark before. Anyone else forgets them (the leader
+ * may have stored them; a standby cannot know), counted as dropped when
+ * leading. */
+static void place_unplaced(struct ingest *in)
+{
+    if (lease_role(in->lease) == LEASE_LEADER && in->leader_since_sub) {
+        queue_filter(&in->queue, keep_as_floor, in);
+        return;
+    }
+    size_t forgotten = queue_filter(&in->queue, keep_placed, NULL);
+    if (lease_role(in->lease) == LEASE_LEADER)
+        in->counters.dropped += forgotten;
+    if (forgotten > 0)
+        log_info(COMPONENT, "messages from before the first sync mark forgotten",
+                 json_pack("{s:I}", "count", (json_int_t)forgotten));
+}
+
+/* Handles a message on the sync channel: a mark restarts the delivery
+ * count; a release notice makes a standby look at the lease at once. */
+static void on_sync_message(struct ingest *in, const redisReply *payload)
+{
+    uint64_t mark;
+    const char *tag;
+    size_t tag_len;
+    if (payload->len > 9 && memcmp(payload->str, "released ", 9) == 0) {
+        lease_poll_soon(in->lease);
+        return;
+    }
+    if (ingest_sync_parse(payload->str, payload->len, &mark, &tag, &tag_len) != 0)
+        return;
+    unsigned long long held;
+    if ((tag_len != in->sync_tag.len || memcmp(tag, in->sync_tag.base, tag_len) != 0) &&
+        log_allowed(in, "sync tag", &held))
+        log_error(COMPONENT, "another broker uses other ingest prefixes: a takeover may store messages twice",
+                  json_pack("{s:o, s:s}", "theirs", json_bytes(tag, tag_len), "ours", in->sync_tag.base));
+    if (mark <= in->last_mark) {
+        size_t n = queue_filter(&in->queue, keep_unplaced, NULL);
+        if (lease_role(in->lease) == LEASE_LEADER)
+            in->counters.dropped += n;
+        log_warn(COMPONENT, "sync mark went back (Redis lost data?): buffered messages forgotten",
+                 json_pack("{s:I, s:I, s:I}", "mark", (json_int_t)mark, "last", (json_int_t)in->last_mark,
+                           "forgotten", (json_int_t)n));
+    }
+    in->last_mark = mark;
+    in->mark = mark;
+    in->count = 0;
+    if (in->placed)
+        return;
+    in->placed = 1;
+    ev_timer_stop(in->loop, &in->mark_timer);
+    place_unplaced(in);
+    log_info(COMPONENT, in->sub.was_ready ? "resubscribed" : "subscribed",
+             json_pack("{s:[s,s], s:I}", "patterns", in->pattern_plain.base, in->pattern_json.base, "mark",
+                       (json_int_t)mark));
+    in->sub.was_ready = 1;
+    maybe_log_ready(in);
+    pump(in);
+    ingest_maybe_finish(in);
+}
+
+/* The answer to a mark request: nothing to do but retry on failure (the
+ * mark itself arrives on the subscriber connection). */
+static void on_mark_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    struct ingest *in = privdata;
+    redisReply *reply = r;
+    in->mark_inflight = 0;
+    if (reply == NULL || in->finished)
+        return;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        unsigned long long held;
+        if (functions_missing_error(reply->str, reply->len))
+            start_reload(in, ac);
+        else if (log_allowed(in, "sync mark", &held))
+            log_warn(COMPONENT, "sync mark refused",
+                     json_pack("{s:o}", "error", json_bytes(reply->str, reply->len)));
+    }
+    if (!in->placed) {
+        ev_timer_stop(in->loop, &in->mark_timer);
+        ev_timer_start(in->loop, &in->mark_timer);
+    }
+}
+
+/* Asks for a sync mark when the subscription needs one and the command
+ * connection can send it. */
+static void request_mark(struct ingest *in)
+{
+    if (in->placed || in->mark_inflight || !in->sub.ready || in->cmd.ac == NULL || !in->cmd.ready ||
+        in->reloading || in->finished)
+        return;
+    const char *argv[6] = {
+        "FCALL", SSEHUB_FN_NEXT, "1", in->sync_channel.base, in->sync_channel.base, in->sync_tag.base};
+    size_t lens[6] = {
+        5, strlen(SSEHUB_FN_NEXT), 1, in->sync_channel.len, in->sync_channel.len, in->sync_tag.len};
+    if (redisAsyncCommandArgv(in->cmd.ac, on_mark_reply, in, 6, argv, lens) == REDIS_OK)
+        in->mark_inflight = 1;
+}
+
+/* No mark came in time (or the request failed): ask again. */
+static void on_mark_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop, (void)revents;
+    request_mark(w->data);
 }
 
 /* ---- connections --------------------------------------------------------- */
@@ -490,8 +812,14 @@ static void link_lost(redis_link_t *link)
     link->ready = 0;
     link->pending = 0;
     ev_timer_stop(link->in->loop, &link->deadline);
-    if (link == &link->in->cmd)
+    if (link == &link->in->cmd) {
         link->in->reloading = 0;
+        if (link->in->lease != NULL)
+            lease_link_down(link->in->lease);
+    } else {
+        link->in->placed = 0; /* the next subscription counts from its first mark */
+        ev_timer_stop(link->in->loop, &link->in->mark_timer);
+    }
 }
 
 /* Schedules the next connect attempt, unless the link is no longer wanted. */
@@ -535,27 +863,39 @@ static void link_log(redis_link_t *link, enum log_level level, const char *msg, 
                         json_bytes(error, strlen(error))));
 }
 
-/* Marks the link ready after its handshake, logs it, and logs "ready" the
- * first time both links are. */
+/* Logs "ready" once: both links up, the subscription placed by a sync
+ * mark, and the lease looked at (we lead, or know who does). */
+static void maybe_log_ready(struct ingest *in)
+{
+    enum lease_role role = lease_role(in->lease);
+    if (in->ready_logged || !in->sub.ready || !in->placed || !in->cmd.ready || role == LEASE_UNKNOWN)
+        return;
+    in->ready_logged = 1;
+    log_info(COMPONENT, "ready",
+             json_pack("{s:s, s:i, s:i, s:s, s:s}", "host", in->url.host, "port", in->url.port, "db",
+                       in->url.db, "prefix", in->cfg->prefix, "role",
+                       role == LEASE_LEADER ? "leader" : "standby"));
+}
+
+/* Marks the link ready after its handshake. The command link hands itself
+ * to the lease; the subscriber link is logged once its first sync mark
+ * arrives (on_sync_message), which it asks for now. */
 static void link_ready(redis_link_t *link)
 {
     struct ingest *in = link->in;
     link->ready = 1;
     link->attempts = 0;
     ev_timer_stop(in->loop, &link->deadline);
-    if (link == &in->cmd)
+    if (link == &in->cmd) {
         log_info(COMPONENT, "function library loaded",
                  json_pack("{s:s}", "library", SSEHUB_FUNCTION_LIBRARY));
-    else
-        log_info(COMPONENT, link->was_ready ? "resubscribed" : "subscribed",
-                 json_pack("{s:[s,s]}", "patterns", in->pattern_plain.base, in->pattern_json.base));
-    link->was_ready = 1;
-    if (!in->ready_logged && in->sub.ready && in->cmd.ready) {
-        in->ready_logged = 1;
-        log_info(COMPONENT, "ready",
-                 json_pack("{s:s, s:i, s:i, s:s}", "host", in->url.host, "port", in->url.port, "db",
-                           in->url.db, "prefix", in->cfg->prefix));
+        lease_link_up(in->lease, link->ac);
+    } else {
+        in->placed = 0;
+        in->leader_since_sub = lease_role(in->lease) == LEASE_LEADER;
     }
+    request_mark(in);
+    maybe_log_ready(in);
     pump(in);
     ingest_maybe_finish(in);
 }
@@ -608,6 +948,7 @@ static void on_library_loaded(redisAsyncContext *ac, void *r, void *privdata)
     }
     in->reloading = 0;
     log_info(COMPONENT, "function library reloaded", json_pack("{s:s}", "library", SSEHUB_FUNCTION_LIBRARY));
+    request_mark(in);
     pump(in);
     ingest_maybe_finish(in);
 }
@@ -654,31 +995,41 @@ static int reply_strings(const redisReply *r, size_t first, size_t last)
     return 1;
 }
 
-/* Handles everything on the subscriber connection: pattern subscription
- * confirmations and pmessages. */
+/* Handles everything on the subscriber connection: subscription
+ * confirmations, pmessages of the ingest patterns and messages of the sync
+ * channel, in the one order Redis delivered them. */
 static void on_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
     redis_link_t *link = privdata;
+    struct ingest *in = link->in;
     redisReply *reply = r;
     if (reply == NULL || ac != link->ac || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 ||
         !reply_strings(reply, 0, 1))
         return;
     const char *kind = reply->element[0]->str;
     if (strcasecmp(kind, "pmessage") == 0 && reply->elements == 4 && reply_strings(reply, 2, 3))
-        ingest_message(link->in, reply->element[1], reply->element[2], reply->element[3]);
-    else if (strcasecmp(kind, "psubscribe") == 0 && link->pending > 0 && --link->pending == 0)
+        ingest_delivery(in, reply->element[1], reply->element[2], reply->element[3]);
+    else if (strcasecmp(kind, "message") == 0 && reply_strings(reply, 2, 2) &&
+             reply_is(reply->element[1], &in->sync_channel))
+        on_sync_message(in, reply->element[2]);
+    else if ((strcasecmp(kind, "psubscribe") == 0 || strcasecmp(kind, "subscribe") == 0) &&
+             link->pending > 0 && --link->pending == 0)
         link_ready(link);
 }
 
-/* Subscriber handshake: AUTH, then both ingest patterns in one PSUBSCRIBE. */
+/* Subscriber handshake: AUTH, both ingest patterns in one PSUBSCRIBE, and
+ * the sync channel. */
 static void sub_handshake(redis_link_t *link)
 {
     struct ingest *in = link->in;
     const char *argv[3] = {"PSUBSCRIBE", in->pattern_plain.base, in->pattern_json.base};
     size_t lens[3] = {10, in->pattern_plain.len, in->pattern_json.len};
+    const char *sync[2] = {"SUBSCRIBE", in->sync_channel.base};
+    size_t sync_lens[2] = {9, in->sync_channel.len};
     link_auth(link);
-    link->pending = 2;
+    link->pending = 3;
     redisAsyncCommandArgv(link->ac, on_sub_reply, link, 3, argv, lens);
+    redisAsyncCommandArgv(link->ac, on_sub_reply, link, 2, sync, sync_lens);
 }
 
 /* hiredis connect callback: start the handshake, or retry later. */
@@ -765,6 +1116,76 @@ static void link_init(redis_link_t *link, struct ingest *in, const char *name,
     link->deadline.data = link;
 }
 
+/* ---- the lease ----------------------------------------------------------- */
+
+/* We lead now: every buffered message goes out (the publish function
+ * stores those the old leader had not stored, in order). */
+static void on_lease_acquired(void *arg)
+{
+    struct ingest *in = arg;
+    in->leader_since_sub = 0; /* the subscription is older than this lease */
+    ev_timer_stop(in->loop, &in->trim_timer);
+    snprintf(in->epoch_text, sizeof in->epoch_text, "%llu", (unsigned long long)lease_epoch(in->lease));
+    size_t placed = 0;
+    for (const msg_t *m = in->queue.head; m != NULL; m = m->next)
+        placed += m->placed != MSG_UNPLACED;
+    in->handover = (handover_t){.active = placed > 0,
+                                .upto = in->next_seq ? in->next_seq - 1 : 0,
+                                .left = placed,
+                                .buffered = placed};
+    log_info(COMPONENT, "lease acquired",
+             json_pack("{s:s, s:I, s:I}", "leader", lease_value(in->lease), "epoch",
+                       (json_int_t)lease_epoch(in->lease), "buffered", (json_int_t)in->queue.len));
+    maybe_log_ready(in);
+    pump(in);
+}
+
+/* Renewed on a new command connection: sending may resume. */
+static void on_lease_confirmed(void *arg)
+{
+    pump(arg);
+}
+
+/* We no longer lead: what is queued stays as the standby buffer (in-flight
+ * answers still count), and nothing more is sent. */
+static void on_lease_lost(void *arg, const char *reason)
+{
+    struct ingest *in = arg;
+    in->leader_since_sub = 0;
+    in->handover.active = 0;
+    json_t *fields = counters_json(&in->counters);
+    json_object_set_new(fields, "reason", json_string(reason));
+    json_object_set_new(fields, "epoch", json_integer((json_int_t)lease_epoch(in->lease)));
+    json_object_set_new(fields, "in_flight", json_integer((json_int_t)in->inflight));
+    json_object_set_new(fields, "queued", json_integer((json_int_t)in->queue.len));
+    log_warn(COMPONENT, "lease lost", fields);
+    ev_timer_again(in->loop, &in->trim_timer);
+    ingest_maybe_finish(in);
+}
+
+/* Another broker leads: say so (once per holder). */
+static void on_lease_standby(void *arg, const char *holder, size_t len)
+{
+    struct ingest *in = arg;
+    log_info(COMPONENT, "standby", json_pack("{s:o}", "leader", json_bytes(holder, len)));
+    ev_timer_again(in->loop, &in->trim_timer);
+    maybe_log_ready(in);
+}
+
+/* A lease command found the library missing. */
+static void on_lease_missing_functions(void *arg)
+{
+    struct ingest *in = arg;
+    start_reload(in, in->cmd.ac);
+}
+
+/* A lease command went unanswered: the command connection is stuck. */
+static void on_lease_stalled(void *arg)
+{
+    struct ingest *in = arg;
+    link_drop(&in->cmd);
+}
+
 /* ---- lifecycle ----------------------------------------------------------- */
 
 /* Ends the ingest: closes both links (in-flight and queued messages count
@@ -775,6 +1196,8 @@ static void ingest_finish(struct ingest *in)
     in->aborting = 1;
     ev_timer_stop(in->loop, &in->drain_timer);
     ev_timer_stop(in->loop, &in->stats_timer);
+    ev_timer_stop(in->loop, &in->mark_timer);
+    ev_timer_stop(in->loop, &in->trim_timer);
     link_close(&in->sub);
     link_close(&in->cmd);
     in->counters.dropped += queue_clear(&in->queue);
@@ -783,11 +1206,31 @@ static void ingest_finish(struct ingest *in)
         in->done(in->done_arg);
 }
 
-/* Finishes a stop once nothing is queued or in flight. */
+/* The lease is released (or could not be): finish. */
+static void on_lease_released(void *arg)
+{
+    struct ingest *in = arg;
+    if (!in->finished)
+        ingest_finish(in);
+}
+
+/* Finishes a stop once nothing is in flight and nothing more can be sent:
+ * a leader first sends its queue and then releases the lease. */
 static void ingest_maybe_finish(struct ingest *in)
 {
-    if (in->stopping && !in->finished && in->inflight == 0 && in->queue.len == 0)
-        ingest_finish(in);
+    if (!in->stopping || in->finished || in->releasing || in->inflight > 0)
+        return;
+    if (lease_role(in->lease) == LEASE_LEADER) {
+        /* the subscription is closed, so no sync mark will place these */
+        size_t n = queue_filter(&in->queue, keep_placed, NULL);
+        in->counters.dropped += n;
+        if (in->queue.len > 0)
+            return;
+        in->releasing = 1;
+        lease_release(in->lease, on_lease_released, in);
+        return;
+    }
+    ingest_finish(in);
 }
 
 /* The drain took DRAIN_SECONDS: stop waiting for Redis and finish. */
@@ -801,8 +1244,8 @@ static void on_drain_timer(struct ev_loop *loop, ev_timer *w, int revents)
     ingest_finish(in);
 }
 
-/* Fills the patterns and number texts derived from the settings; returns 0
- * or -1 with a reason. */
+/* Fills the patterns, names and number texts derived from the settings;
+ * returns 0 or -1 with a reason. */
 static int ingest_derive(struct ingest *in, char *err, size_t errlen)
 {
     const ssehub_config_t *cfg = in->cfg;
@@ -814,12 +1257,15 @@ static int ingest_derive(struct ingest *in, char *err, size_t errlen)
     }
     /* config_load refuses glob characters in prefixes, so prefix + "*" is exact. */
     if (buf_printf(&in->pattern_plain, "%s*", cfg->ingest_prefix) != 0 ||
-        buf_printf(&in->pattern_json, "%s*", cfg->ingest_json_prefix) != 0) {
+        buf_printf(&in->pattern_json, "%s*", cfg->ingest_json_prefix) != 0 ||
+        buf_printf(&in->sync_channel, "%sbroker:sync", cfg->prefix) != 0 ||
+        buf_printf(&in->sync_tag, "%s %s", in->pattern_plain.base, in->pattern_json.base) != 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
     snprintf(in->maxlen_text, sizeof in->maxlen_text, "%ld", cfg->history_max_events);
     snprintf(in->maxage_text, sizeof in->maxage_text, "%ld", cfg->history_max_age);
+    in->window = 2.0 * (double)cfg->broker_lease_ms / 1000.0 + 5.0;
     return 0;
 }
 
@@ -836,12 +1282,29 @@ ingest_t *ingest_create(struct ev_loop *loop, const ssehub_config_t *cfg, char *
         ingest_free(in);
         return NULL;
     }
+    lease_callbacks_t cb = {.arg = in,
+                            .acquired = on_lease_acquired,
+                            .confirmed = on_lease_confirmed,
+                            .lost = on_lease_lost,
+                            .standby = on_lease_standby,
+                            .missing_functions = on_lease_missing_functions,
+                            .stalled = on_lease_stalled};
+    in->lease = lease_create(loop, cfg->prefix, cfg->broker_lease_ms, &cb);
+    if (in->lease == NULL) {
+        snprintf(err, errlen, "out of memory");
+        ingest_free(in);
+        return NULL;
+    }
     link_init(&in->sub, in, "subscriber", sub_handshake);
     link_init(&in->cmd, in, "command", cmd_handshake);
     ev_timer_init(&in->stats_timer, on_stats_timer, STATS_SECONDS, STATS_SECONDS);
     ev_timer_init(&in->drain_timer, on_drain_timer, DRAIN_SECONDS, 0.);
+    ev_timer_init(&in->mark_timer, on_mark_timer, MARK_RETRY_SECONDS, 0.);
+    ev_timer_init(&in->trim_timer, on_trim_timer, 0., TRIM_SECONDS);
     in->stats_timer.data = in;
     in->drain_timer.data = in;
+    in->mark_timer.data = in;
+    in->trim_timer.data = in;
     in->rng = (uint32_t)time(NULL) ^ ((uint32_t)getpid() << 16) ^ 0x9e3779b9u;
     return in;
 }
@@ -849,6 +1312,7 @@ ingest_t *ingest_create(struct ev_loop *loop, const ssehub_config_t *cfg, char *
 void ingest_start(ingest_t *in)
 {
     ev_timer_start(in->loop, &in->stats_timer);
+    ev_timer_again(in->loop, &in->trim_timer);
     link_connect(&in->cmd);
     link_connect(&in->sub);
 }
@@ -865,9 +1329,12 @@ void ingest_stop(ingest_t *in, void (*done)(void *arg), void *arg)
     }
     in->stopping = 1;
     link_close(&in->sub);
-    log_info(
-        COMPONENT, "stopping",
-        json_pack("{s:I, s:I}", "in_flight", (json_int_t)in->inflight, "queued", (json_int_t)in->queue.len));
+    if (lease_role(in->lease) != LEASE_LEADER)
+        queue_clear(&in->queue); /* a standby's buffer: the leader stores these */
+    log_info(COMPONENT, "stopping",
+             json_pack("{s:I, s:I, s:s}", "in_flight", (json_int_t)in->inflight, "queued",
+                       (json_int_t)in->queue.len, "role",
+                       lease_role(in->lease) == LEASE_LEADER ? "leader" : "standby"));
     ev_timer_start(in->loop, &in->drain_timer);
     ingest_maybe_finish(in);
 }
@@ -888,10 +1355,15 @@ void ingest_free(ingest_t *in)
         link_close(&in->cmd);
         ev_timer_stop(in->loop, &in->stats_timer);
         ev_timer_stop(in->loop, &in->drain_timer);
+        ev_timer_stop(in->loop, &in->mark_timer);
+        ev_timer_stop(in->loop, &in->trim_timer);
     }
+    lease_free(in->lease);
     queue_clear(&in->queue);
     buf_free(&in->pattern_plain);
     buf_free(&in->pattern_json);
+    buf_free(&in->sync_channel);
+    buf_free(&in->sync_tag);
     buf_free(&in->scratch);
     free(in);
 }

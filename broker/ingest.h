@@ -1,7 +1,9 @@
 /* The broker's ingest: pattern-subscribes to the ingest channel prefixes
  * (sse:*, ssejson:*), validates each message and stores it through the
  * publish Function (XADD + live PUBLISH in one call), pipelined, in order,
- * surviving Redis restarts, FUNCTION DELETE and reconnects (DESIGN §2). */
+ * surviving Redis restarts, FUNCTION DELETE and reconnects (DESIGN §2).
+ * Any number may run: the holder of the leader lease (lease.h) stores, the
+ * others buffer recent messages and hand them over when they take over. */
 #ifndef SSEHUB_BROKER_INGEST_H
 #define SSEHUB_BROKER_INGEST_H
 
@@ -20,6 +22,9 @@ typedef struct ingest_counters {
     unsigned long long malformed_json; /* ssejson: payload refused; not stored */
     unsigned long long publish_errors; /* Redis refused the publish call */
     unsigned long long dropped;        /* queue full, or still queued at shutdown */
+    unsigned long long sent;           /* publish calls sent (as leader) */
+    unsigned long long duplicates;     /* already stored (a resend, or by another broker): not stored again */
+    unsigned long long fenced;         /* refused: a newer leader had written the topic */
 } ingest_counters_t;
 
 /* Returns a new ingest bound to loop and cfg (both must outlive it), not yet
@@ -29,12 +34,14 @@ ingest_t *ingest_create(struct ev_loop *loop, const ssehub_config_t *cfg, char *
 
 /* Starts connecting both Redis connections (subscriber and command); they
  * reconnect by themselves with capped, jittered back-off. Logs
- * {"msg":"ready"} once the Function library is loaded and both ingest
- * patterns are subscribed. */
+ * {"msg":"ready","role":"leader"|"standby"} once the Function library is
+ * loaded, both ingest patterns are subscribed (and placed by a sync mark)
+ * and the leader lease has been looked at. */
 void ingest_start(ingest_t *in);
 
 /* Stops reading new messages, sends what is queued and waits for in-flight
- * replies (at most 5 s; a second call gives up at once), logs the counters,
+ * replies (at most 5 s; a second call gives up at once), releases the
+ * lease when leading (a standby takes over at once), logs the counters,
  * then calls done(arg). */
 void ingest_stop(ingest_t *in, void (*done)(void *arg), void *arg);
 

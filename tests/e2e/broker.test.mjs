@@ -131,7 +131,7 @@ describe('ingest', () => {
     await redis.cmd('PUBLISH', 'sse:marker', 'after');
     await waitEntries(redis, 'ssehub:{marker}:s', 1);
     const added = (await redis.cmd('KEYS', '*')).filter((k) => !before.has(k));
-    assert.deepEqual(added, ['ssehub:{marker}:s']);
+    assert.deepEqual(added.sort(), ['ssehub:{marker}:m', 'ssehub:{marker}:s'], 'the stream and its metadata');
 
     const logs = () => broker.jsonLogs().slice(since);
     const has = (msg, reason, channelPart) => logs().some((o) => o.msg === msg && o.reason === reason &&

@@ -59,6 +59,9 @@
 //   Buffer (server->client bytes forwarded so far), held -> bytes held back,
 //   hold() (stop forwarding server->client, buffering instead),
 //   release(n = Infinity) (forward n held bytes; Infinity also stops holding),
+//   heldSent -> client->server bytes held back, holdSent() (stop forwarding
+//   client->server, buffering instead: the process's writes stall on the way
+//   to Redis), releaseSent() (forward them all and stop holding),
 //   destroy() (reset both sides).
 //
 // cleanupAll() -> Promise: kills every process started here (SIGKILL), closes
@@ -344,9 +347,19 @@ function proxyConnection(id, client, upstream) {
   const received = [];
   let holding = false;
   let heldChunks = [];
+  let holdingSent = false;
+  let heldSentChunks = [];
   const conn = {
     id,
     get held() { return heldChunks.reduce((n, b) => n + b.length, 0); },
+    get heldSent() { return heldSentChunks.reduce((n, b) => n + b.length, 0); },
+    holdSent() { holdingSent = true; },
+    releaseSent() {
+      holdingSent = false;
+      const out = Buffer.concat(heldSentChunks);
+      heldSentChunks = [];
+      if (out.length) upstream.write(out);
+    },
     sent: () => Buffer.concat(sent),
     received: () => Buffer.concat(received),
     hold() { holding = true; },
@@ -360,7 +373,11 @@ function proxyConnection(id, client, upstream) {
     },
     destroy() { client.destroy(); upstream.destroy(); },
   };
-  client.on('data', (d) => { sent.push(d); upstream.write(d); });
+  client.on('data', (d) => {
+    sent.push(d);
+    if (holdingSent) heldSentChunks.push(d);
+    else upstream.write(d);
+  });
   upstream.on('data', (d) => {
     if (holding) heldChunks.push(d);
     else { received.push(d); client.write(d); }

@@ -10,13 +10,24 @@ cd "$ROOT"
 say() { printf 'install-deps: %s\n' "$*"; }
 die() { printf 'install-deps: error: %s\n' "$*" >&2; exit 1; }
 
-APT_PACKAGES=(
+# What building ssehub needs (deploy/Dockerfile's build stage installs
+# exactly these; tests/e2e/deploy.test.mjs checks that the lists agree).
+BUILD_PACKAGES=(
   build-essential cmake pkg-config
   libh2o-evloop-dev libhiredis-dev libev-dev libjansson-dev libssl-dev
+)
+APT_PACKAGES=(
+  "${BUILD_PACKAGES[@]}"
   redis-server redis-tools curl nginx haproxy nghttp2-client chromium
   # clang and its sanitizer/libFuzzer runtime (only a Recommends of clang,
   # so named here for machines that install without recommends)
   clang libclang-rt-dev
+)
+# Installed without their recommended packages: docker-compose (1.29, to
+# validate docker-compose.yml) would otherwise bring a whole container
+# engine (docker.io, containerd, runc) that nothing here runs.
+APT_PACKAGES_NO_RECOMMENDS=(
+  docker-compose
 )
 
 # True when the Debian package is installed (not merely known or removed).
@@ -31,16 +42,19 @@ port_open() {
 
 # ---------------------------------------------------------------- apt
 
-missing=()
+missing=() missing_norec=()
 for p in "${APT_PACKAGES[@]}"; do
   pkg_installed "$p" || missing+=("$p")
+done
+for p in "${APT_PACKAGES_NO_RECOMMENDS[@]}"; do
+  pkg_installed "$p" || missing_norec+=("$p")
 done
 # Node.js comes with the base image (often not as a Debian package): only
 # ask apt for it when the commands are absent.
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 
-if ((${#missing[@]} == 0)); then
+if ((${#missing[@]} + ${#missing_norec[@]} == 0)); then
   say "all apt packages present"
 else
   SUDO=()
@@ -49,10 +63,11 @@ else
       SUDO=(sudo)
     else
       die "not root and no sudo; as root run:
-  apt-get update && apt-get install -y ${missing[*]}"
+  apt-get update && apt-get install -y ${missing[*]}${missing_norec:+ && apt-get install -y --no-install-recommends ${missing_norec[*]}}"
     fi
   fi
-  say "installing: ${missing[*]}"
+  all_missing=("${missing[@]}" "${missing_norec[@]}")
+  say "installing: ${all_missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
 
   # Keep the postinst scripts of redis-server and nginx from starting system
@@ -77,9 +92,16 @@ else
 
   "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q ||
     die "apt-get update failed"
-  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}" ||
-    die "apt-get install failed for: ${missing[*]}"
+  if ((${#missing[@]})); then
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+      -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}" ||
+      die "apt-get install failed for: ${missing[*]}"
+  fi
+  if ((${#missing_norec[@]})); then
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+      -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing_norec[@]}" ||
+      die "apt-get install failed for: ${missing_norec[*]}"
+  fi
 
   # If a Redis service started anyway (a policy that allows starts), stop
   # the one the install started; a Redis that was already up is left alone.
@@ -95,7 +117,7 @@ else
   cleanup_policy
   trap - EXIT
 
-  for p in "${APT_PACKAGES[@]}"; do
+  for p in "${APT_PACKAGES[@]}" "${APT_PACKAGES_NO_RECOMMENDS[@]}"; do
     pkg_installed "$p" || die "package $p is still not installed"
   done
 fi

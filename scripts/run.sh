@@ -1,20 +1,36 @@
 #!/usr/bin/env bash
-# Runs a local ssehub on loopback: installs what is missing, builds build/,
-# then starts (unless already running) a Redis when none answers at
-# SSEHUB_REDIS_URL, one ssehub-broker and one ssehub-node on 127.0.0.1:8080,
-# in the background with pid files and logs under .run/. scripts/stop.sh
-# stops them.
+# Runs a local ssehub cluster on loopback: installs what is missing, builds
+# build/, then starts (whatever of it is not already running), in the
+# background with pid files and logs under .run/:
+#
+#   redis    127.0.0.1:6379 with AOF (only when no Redis answers at
+#            SSEHUB_REDIS_URL; a Redis that runs already is used and left alone)
+#   broker1, broker2   ssehub-broker (one holds the leader lease and ingests)
+#   node1..3 ssehub-node on 127.0.0.1:8081, :8082, :8083
+#   lb       haproxy on 127.0.0.1:8080, rendered from deploy/lb/haproxy.cfg.in
+#            (health checks on /readyz; the same config docker-compose uses)
+#
+# scripts/stop.sh stops exactly these. Running this again while everything
+# is up only prints the URLs again; after a component died it starts that
+# one again.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
 RUN=$ROOT/.run
-LISTEN=127.0.0.1:8080
-BASE=http://$LISTEN
+HOST=127.0.0.1
+LB_PORT=8080
+NODE_PORTS=(8081 8082 8083)
+NODE_THREADS=1
+BROKERS=(broker1 broker2)
+BASE=http://$HOST:$LB_PORT
 DEFAULT_REDIS_URL=redis://127.0.0.1:6379
 REDIS_URL=${SSEHUB_REDIS_URL:-$DEFAULT_REDIS_URL}
-HEALTH_WAIT=20
+WAIT=20
+
+NODES=()
+for i in "${!NODE_PORTS[@]}"; do NODES+=("node$((i + 1))"); done
 
 say() { printf 'run.sh: %s\n' "$*"; }
 die() { printf 'run.sh: error: %s\n' "$*" >&2; exit 1; }
@@ -33,8 +49,26 @@ running_pid() {
   echo "$pid"
 }
 
+# The program behind each component name.
+prog_of() {
+  case $1 in
+    redis) echo redis-server ;;
+    broker*) echo ssehub-broker ;;
+    node*) echo ssehub-node ;;
+    lb) echo haproxy ;;
+  esac
+}
+
+is_running() { running_pid "$1" "$(prog_of "$1")" >/dev/null; }
+
+port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+
 redis_ping() {
   [[ $(timeout 5 redis-cli -u "$REDIS_URL" PING 2>/dev/null) == PONG ]]
+}
+
+http_status() {
+  curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" 2>/dev/null || true
 }
 
 # Starts "$@" in its own session (so a Ctrl-C in this terminal or closing
@@ -48,7 +82,7 @@ start_bg() {
   local pid=$!
   echo "$pid" >"$RUN/$name.pid"
   involved+=("$name")
-  say "started $name (pid $pid): $*"
+  say "started $name (pid $pid): ${*#"$ROOT/"}"
   # Until the child has exec'd, its command line is this script's; wait
   # (briefly) so that running_pid's check of it means something.
   for _ in $(seq 1 50); do
@@ -79,21 +113,51 @@ fail_start() {
   exit 1
 }
 
+# Waits until "$@" succeeds, at most WAIT seconds, failing the start when a
+# process it depends on ($check_alive, names) exits meanwhile.
+wait_until() {
+  local what=$1 deadline=$((SECONDS + WAIT)) name
+  shift
+  until "$@"; do
+    for name in "${check_alive[@]}"; do
+      is_running "$name" || fail_start "$name exited (while waiting for $what)"
+    done
+    ((SECONDS < deadline)) || fail_start "$what: not within $WAIT s"
+    sleep 0.25
+  done
+}
+
+node_ready() { [[ $(http_status "http://$HOST:$1/readyz") == 200 ]]; }
+lb_ready() { [[ $(http_status "$BASE/readyz") == 200 ]]; }
+# A broker ingests: its pattern subscription (sse:*) is in place.
+broker_subscribed() {
+  local n
+  n=$(timeout 5 redis-cli -u "$REDIS_URL" PUBSUB NUMPAT 2>/dev/null) || return 1
+  [[ $n =~ ^[0-9]+$ ]] && ((n > 0))
+}
+
 print_info() {
-  local redis_line pid publish=redis-cli
+  local redis_line pid publish=redis-cli i name
   if pid=$(running_pid redis redis-server); then
-    redis_line="$REDIS_URL (started by run.sh, pid $pid, data in .run/redis/)"
+    redis_line="$REDIS_URL (started by run.sh, pid $pid, AOF in .run/redis/)"
   else
     redis_line="$REDIS_URL (already running, not managed by run.sh)"
   fi
   [[ $REDIS_URL == "$DEFAULT_REDIS_URL" ]] || publish="redis-cli -u '$REDIS_URL'"
+  printf '\nssehub is running\n'
+  printf '  load balancer  %-28s haproxy, pid %s\n' "$BASE" "$(running_pid lb haproxy || echo '?')"
+  for i in "${!NODES[@]}"; do
+    name=${NODES[i]}
+    printf '  %-14s %-28s pid %s, /readyz %s\n' "$name" "http://$HOST:${NODE_PORTS[i]}" \
+      "$(running_pid "$name" ssehub-node || echo '?')" "$(http_status "http://$HOST:${NODE_PORTS[i]}/readyz")"
+  done
+  for name in "${BROKERS[@]}"; do
+    printf '  %-14s %-28s pid %s\n' "$name" "" "$(running_pid "$name" ssehub-broker || echo '?')"
+  done
+  printf '  %-14s %s\n' redis "$redis_line"
   cat <<EOF
-
-ssehub is running
-  node:    $BASE (pid $(running_pid node ssehub-node))
-  broker:  pid $(running_pid broker ssehub-broker)
-  redis:   $redis_line
-  logs:    .run/node.log .run/broker.log$([[ -f $RUN/redis.pid ]] && echo ' .run/redis.log')
+  logs           .run/*.log (JSON lines); haproxy config .run/haproxy.cfg,
+                 its admin socket .run/haproxy.sock
 
 Try it:
   open the demo page   $BASE/?topic=demo
@@ -106,17 +170,31 @@ EOF
 
 # ------------------------------------------------------- already running?
 
-if running_pid node ssehub-node >/dev/null && running_pid broker ssehub-broker >/dev/null; then
+all_running() {
+  local name
+  for name in "${BROKERS[@]}" "${NODES[@]}" lb; do is_running "$name" || return 1; done
+  is_running redis || redis_ping
+}
+
+if all_running; then
   say "already running (scripts/stop.sh stops it)"
   print_info
   exit 0
 fi
 
-# The node's port must be free before anything is started.
-if ! running_pid node ssehub-node >/dev/null &&
-  (exec 3<>"/dev/tcp/${LISTEN%:*}/${LISTEN##*:}") 2>/dev/null; then
-  die "something else already listens on $LISTEN"
+# The single-node layout of an earlier run.sh (node on 8080): stop it first.
+if is_running node || is_running broker; then
+  say "stopping the single-node setup an earlier run.sh started"
+  bash "$ROOT/scripts/stop.sh"
 fi
+
+# The ports of what is to be started must be free before anything starts.
+busy=()
+is_running lb || ! port_open "$LB_PORT" || busy+=("$HOST:$LB_PORT")
+for i in "${!NODES[@]}"; do
+  is_running "${NODES[i]}" || ! port_open "${NODE_PORTS[i]}" || busy+=("$HOST:${NODE_PORTS[i]}")
+done
+((${#busy[@]} == 0)) || die "something else already listens on ${busy[*]}"
 
 mkdir -p "$RUN/redis"
 
@@ -127,9 +205,16 @@ bash "$ROOT/scripts/build.sh" || die "the build failed (see above)"
 for bin in ssehub-broker ssehub-node; do
   [[ -x $ROOT/build/$bin ]] || die "build/$bin was not built"
 done
+command -v haproxy >/dev/null 2>&1 || [[ -x /usr/sbin/haproxy ]] ||
+  die "haproxy not found (scripts/install-deps.sh installs it)"
+HAPROXY=$(command -v haproxy 2>/dev/null || echo /usr/sbin/haproxy)
+
+# Every SSE client holds a descriptor in its node and two in haproxy.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 # ------------------------------------------------------- redis
 
+check_alive=()
 if pid=$(running_pid redis redis-server); then
   redis_ping || fail_start "the redis-server started earlier (pid $pid) does not answer at $REDIS_URL"
   say "redis started earlier is running (pid $pid)"
@@ -146,39 +231,65 @@ else
   start that Redis yourself or unset SSEHUB_REDIS_URL"
   port=${BASH_REMATCH[3]:-6379}
   command -v redis-server >/dev/null 2>&1 || die "redis-server not found (scripts/install-deps.sh installs it)"
-  start_bg redis redis-server --port "$port" --appendonly yes --dir "$RUN/redis" \
-    --bind 127.0.0.1 --daemonize no
-  for _ in $(seq 1 50); do
-    redis_ping && break
-    running_pid redis redis-server >/dev/null || fail_start "redis-server exited"
-    sleep 0.2
-  done
-  redis_ping || fail_start "redis-server does not answer at $REDIS_URL after 10 s"
+  start_bg redis redis-server --port "$port" --appendonly yes --appendfsync everysec \
+    --maxmemory-policy noeviction --dir "$RUN/redis" --bind 127.0.0.1 --daemonize no
+  check_alive=(redis)
+  wait_until "redis at $REDIS_URL" redis_ping
 fi
 
-# ------------------------------------------------------- broker and node
+# ------------------------------------------------------- brokers and nodes
 
-if pid=$(running_pid broker ssehub-broker); then
-  say "ssehub-broker is running (pid $pid)"
-  involved+=(broker)
-else
-  start_bg broker "$ROOT/build/ssehub-broker"
-fi
-
-if pid=$(running_pid node ssehub-node); then
-  say "ssehub-node is running (pid $pid)"
-  involved+=(node)
-else
-  start_bg node "$ROOT/build/ssehub-node" --listen "$LISTEN"
-fi
-
-deadline=$((SECONDS + HEALTH_WAIT))
-until curl -sf --max-time 2 -o /dev/null "$BASE/healthz"; do
-  running_pid node ssehub-node >/dev/null || fail_start "ssehub-node exited"
-  running_pid broker ssehub-broker >/dev/null || fail_start "ssehub-broker exited"
-  ((SECONDS < deadline)) || fail_start "$BASE/healthz did not answer within $HEALTH_WAIT s"
-  sleep 0.25
+for name in "${BROKERS[@]}"; do
+  if pid=$(running_pid "$name" ssehub-broker); then
+    say "$name is running (pid $pid)"
+    involved+=("$name")
+  else
+    start_bg "$name" "$ROOT/build/ssehub-broker" --redis-url "$REDIS_URL"
+  fi
 done
-running_pid broker ssehub-broker >/dev/null || fail_start "ssehub-broker exited"
+
+for i in "${!NODES[@]}"; do
+  name=${NODES[i]}
+  if pid=$(running_pid "$name" ssehub-node); then
+    say "$name is running (pid $pid)"
+    involved+=("$name")
+  else
+    start_bg "$name" "$ROOT/build/ssehub-node" --listen "$HOST:${NODE_PORTS[i]}" \
+      --threads "$NODE_THREADS" --redis-url "$REDIS_URL"
+  fi
+done
+
+for i in "${!NODES[@]}"; do
+  check_alive=("${BROKERS[@]}" "${NODES[i]}")
+  wait_until "${NODES[i]} ready (http://$HOST:${NODE_PORTS[i]}/readyz)" node_ready "${NODE_PORTS[i]}"
+done
+check_alive=("${BROKERS[@]}")
+wait_until "a broker subscribed to the ingest channels" broker_subscribed
+
+# ------------------------------------------------------- load balancer
+
+servers=()
+for i in "${!NODES[@]}"; do servers+=("${NODES[i]}=$HOST:${NODE_PORTS[i]}"); done
+sh "$ROOT/deploy/lb/render.sh" --bind-addr "$HOST" --stats-socket "$RUN/haproxy.sock" \
+  "$LB_PORT" "${servers[@]}" >"$RUN/haproxy.cfg.new" || die "rendering the haproxy config failed"
+"$HAPROXY" -c -q -f "$RUN/haproxy.cfg.new" || die "haproxy refuses .run/haproxy.cfg.new (see above)"
+
+if pid=$(running_pid lb haproxy); then
+  if cmp -s "$RUN/haproxy.cfg.new" "$RUN/haproxy.cfg"; then
+    say "lb is running (pid $pid)"
+    involved+=(lb)
+  else
+    say "the haproxy config changed: restarting lb (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do running_pid lb haproxy >/dev/null || break; sleep 0.1; done
+  fi
+fi
+mv -f "$RUN/haproxy.cfg.new" "$RUN/haproxy.cfg"
+if ! is_running lb; then
+  port_open "$LB_PORT" && fail_start "something else listens on $HOST:$LB_PORT"
+  start_bg lb "$HAPROXY" -db -f "$RUN/haproxy.cfg"
+fi
+check_alive=(lb)
+wait_until "the load balancer ($BASE/readyz)" lb_ready
 
 print_info

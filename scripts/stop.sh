@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Stops what scripts/run.sh started, and only that: the processes whose pid
-# files are in .run/ (node and broker first, then the Redis run.sh started,
-# never a Redis that was already running). SIGTERM, then SIGKILL after 10 s.
+# files are in .run/ (the load balancer, nodes and brokers first, then the
+# Redis run.sh started, never a Redis that was already running). Nodes get
+# SIGINT (they end their streams within about a second instead of draining
+# over drain_seconds), the others SIGTERM; SIGKILL for whatever still runs
+# after 10 s.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -32,15 +35,16 @@ running_pid() {
 
 stopped=0
 
-# Stops a group of name:program pairs together: SIGTERM to each, wait up to
-# GRACE seconds for all, SIGKILL the rest; removes their pid files.
+# Stops a group of name:program[:signal] entries together: the signal
+# (default TERM) to each, wait up to GRACE seconds for all, SIGKILL the
+# rest; removes their pid files.
 stop_group() {
-  local pair name prog pid pids=() names=()
-  for pair in "$@"; do
-    name=${pair%%:*} prog=${pair#*:}
+  local entry name prog sig pid pids=() names=()
+  for entry in "$@"; do
+    IFS=: read -r name prog sig <<<"$entry"
     if pid=$(running_pid "$name" "$prog"); then
       say "stopping $name (pid $pid)"
-      kill -TERM "$pid" 2>/dev/null || true
+      kill "-${sig:-TERM}" "$pid" 2>/dev/null || true
       pids+=("$pid") names+=("$name")
       stopped=$((stopped + 1))
     elif [[ -f $RUN/$name.pid ]]; then
@@ -66,8 +70,12 @@ stop_group() {
   done
 }
 
-stop_group node:ssehub-node broker:ssehub-broker
+# node and broker: the single-node layout of an earlier run.sh.
+stop_group lb:haproxy \
+  node1:ssehub-node:INT node2:ssehub-node:INT node3:ssehub-node:INT node:ssehub-node:INT \
+  broker1:ssehub-broker broker2:ssehub-broker broker:ssehub-broker
 stop_group redis:redis-server
+rm -f "$RUN/haproxy.sock"
 
 if ((stopped)); then
   say "stopped"

@@ -368,7 +368,20 @@ static void thread_teardown(node_thread_t *th)
         log_warn("node", "connections outlived the shutdown", json_pack("{s:i}", "thread", th->index));
         return;
     }
+    h2o_multithread_queue_t *queue = th->ctx.queue;
     h2o_context_dispose(&th->ctx);
+    h2o_evloop_run(th->loop, 0); /* finish closing the queue's socket */
+    /* h2o 2.2.5's evloop build never frees the queue nor the per-thread
+     * recycled socket buffers (each recycled chunk starts with its next
+     * pointer); free them so the process ends with nothing leaked */
+    free(queue);
+    h2o_mem_recycle_t *r = &h2o_socket_buffer_prototype.allocator;
+    while (r->_link != NULL) {
+        void *chunk = r->_link;
+        r->_link = *(void **)chunk;
+        free(chunk);
+    }
+    r->cnt = 0;
     h2o_evloop_destroy(th->loop);
 }
 

@@ -96,6 +96,8 @@ static const opt_t options[] = {
      "lowest level logged: debug, info, warn or error"},
     {"http1_takeover", BOOL(http1_takeover), "true", NODE, 0, 1, NULL, 0, "BOOL",
      "HTTP/1.1 streams leave h2o after the response head (about 0.4 KB per idle stream instead of 10 KB)"},
+    {"topic_linger_ms", LONG(topic_linger_ms), "5000", NODE, 0, 3600000, NULL, 0, "MS",
+     "how long a topic stays subscribed, its recent events in memory, after its last client left (about, to the second)"},
     {"replay_memory_events", LONG(replay_memory_events), "256", NODE, 0, 100000, NULL, 0, "N",
      "last events of each active topic a node keeps in memory to serve resumes without Redis; 0 = off"},
 };

@@ -37,6 +37,7 @@ typedef struct ssehub_config {
     char *log_level;                 /* debug|info|warn|error, "info" */
     int http1_takeover;              /* HTTP/1.1 streams leave h2o after the head (~0.4 KB idle), 1 */
     long replay_memory_events;       /* last events of each active topic kept in node memory, 256 */
+    long topic_linger_ms;            /* a topic stays subscribed this long after its last client, 5000 */
 } ssehub_config_t;
 
 /* Fills *cfg from all layers. argv may hold --config FILE, --help, and

@@ -31,7 +31,31 @@ struct history_read {
 
 static frame_t *ring_at(const history_t *h, uint32_t i)
 {
-    return h->ring[(h->head + i) % h->cap];
+    return h->ring[(h->head + i) % h->size];
+}
+
+/* Makes room for one more frame below the cap, growing the slot array
+ * geometrically (quiet topics stay small); returns 0, or -1 when full or
+ * out of memory. */
+static int ring_grow(history_t *h)
+{
+    if (h->len < h->size)
+        return 0;
+    if (h->size >= h->cap)
+        return -1;
+    uint32_t size = h->size ? h->size * 2 : 8;
+    if (size > h->cap)
+        size = h->cap;
+    frame_t **next = malloc(size * sizeof(*next));
+    if (next == NULL)
+        return -1;
+    for (uint32_t i = 0; i < h->len; i++)
+        next[i] = ring_at(h, i);
+    free(h->ring);
+    h->ring = next;
+    h->size = size;
+    h->head = 0;
+    return 0;
 }
 
 /* Drops every frame. */
@@ -47,16 +71,16 @@ static void ring_clear(history_t *h)
  * it: the ring no longer holds it). */
 static void ring_push(history_t *h, frame_t *f)
 {
-    if (h->ring == NULL && (h->ring = calloc(h->cap, sizeof(*h->ring))) == NULL)
-        return;
-    if (h->len == h->cap) {
+    if (ring_grow(h) != 0) {
+        if (h->len == 0)
+            return;
         frame_t *old = ring_at(h, 0);
         h->from = old->id;
         frame_release(old);
-        h->head = (h->head + 1) % h->cap;
+        h->head = (h->head + 1) % h->size;
         h->len--;
     }
-    h->ring[(h->head + h->len) % h->cap] = frame_ref(f);
+    h->ring[(h->head + h->len) % h->size] = frame_ref(f);
     h->len++;
 }
 
@@ -81,7 +105,10 @@ static void ring_rebuild(history_t *h, frame_t *const *older, size_t n, stream_i
     stream_id_t edge = n > 0 ? older[n - 1]->id : new_from;
     uint32_t keep_from = ring_first_after(h, edge);
     size_t total = n + (h->len - keep_from);
-    frame_t **next = calloc(h->cap, sizeof(*next));
+    uint32_t size = total < h->cap ? (uint32_t)total : h->cap;
+    if (size < 8)
+        size = h->cap < 8 ? h->cap : 8;
+    frame_t **next = calloc(size ? size : 1, sizeof(*next));
     if (next == NULL)
         return;
     size_t skip = total > h->cap ? total - h->cap : 0, k = 0;
@@ -96,6 +123,7 @@ static void ring_rebuild(history_t *h, frame_t *const *older, size_t n, stream_i
     ring_clear(h);
     free(h->ring);
     h->ring = next;
+    h->size = size ? size : 1;
     h->head = 0;
     h->len = (uint32_t)k;
     h->from = from;

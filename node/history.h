@@ -50,8 +50,10 @@ typedef struct history_waiting {
 } history_waiting_t;
 
 typedef struct history {
-    frame_t **ring;          /* ring[(head + i) % cap], oldest first */
-    uint32_t cap, head, len;
+    frame_t **ring;          /* ring[(head + i) % size], oldest first */
+    uint32_t cap;            /* most frames kept */
+    uint32_t size;           /* slots allocated: grows with use up to cap */
+    uint32_t head, len;
     stream_id_t from;        /* anchored: the ring holds every event after it */
     stream_id_t last;        /* newest id seen (read or live) */
     unsigned anchored : 1;

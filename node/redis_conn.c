@@ -17,6 +17,12 @@
 #define CONNECT_TIMEOUT_MS 3000
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
+/* A link that drops packets silently looks healthy forever: every ready
+ * connection is PINGed each PROBE_INTERVAL_MS and reset when no answer
+ * comes within PROBE_TIMEOUT_MS, so a dead link is noticed within about
+ * 3 s (TCP keepalive is a slower second line). */
+#define PROBE_INTERVAL_MS 1000
+#define PROBE_TIMEOUT_MS 2000
 
 enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_HANDSHAKE, CONN_READY };
 
@@ -47,6 +53,8 @@ struct redis_conn {
     h2o_timeout_t tick;
     h2o_timeout_entry_t timer;
     uint64_t deadline; /* next reconnect attempt, or connect timeout */
+    uint64_t probe_sent_at; /* 0: no probe outstanding */
+    uint64_t last_probe;
     unsigned backoff_ms;
     unsigned generation; /* bumped on every reset so callbacks can tell */
     int in_dispatch;
@@ -150,10 +158,18 @@ static int is_push(const redisReply *r)
     return 0;
 }
 
+static int probe_reply(redis_conn_t *c, redisReply *r, void *data);
+
 /* Routes one reply to its waiting callback or to on_push; returns nonzero
  * when the callback kept the reply. */
 static int conn_dispatch(redis_conn_t *c, redisReply *r)
 {
+    /* in subscribed mode a PING is answered by a "pong" push */
+    if (c->fifo_len > 0 && c->fifo[c->fifo_head].cb == probe_reply && r->type == REDIS_REPLY_ARRAY &&
+        r->elements >= 1 && r->element[0]->type == REDIS_REPLY_STRING && strcasecmp(r->element[0]->str, "pong") == 0) {
+        fifo_pop(c);
+        return probe_reply(c, r, NULL);
+    }
     if (c->cbs.on_push != NULL && is_push(r)) {
         c->cbs.on_push(c, r, c->data);
         return 0;
@@ -211,12 +227,41 @@ static void conn_arm(redis_conn_t *c, uint64_t deadline)
         h2o_timeout_link(c->loop, &c->tick, &c->timer);
 }
 
+static int probe_reply(redis_conn_t *c, redisReply *r, void *data)
+{
+    (void)r;
+    (void)data;
+    c->probe_sent_at = 0;
+    return 0;
+}
+
+/* Sends a probe, or fails the link when the last one went unanswered. */
+static void conn_probe(redis_conn_t *c, uint64_t now)
+{
+    if (c->probe_sent_at != 0) {
+        if (now - c->probe_sent_at > PROBE_TIMEOUT_MS)
+            conn_fail(c, "probe timeout");
+        return;
+    }
+    if (now - c->last_probe < PROBE_INTERVAL_MS)
+        return;
+    const char *argv[1] = {"PING"};
+    size_t lens[1] = {4};
+    if (conn_queue(c, probe_reply, NULL, 1, argv, lens, 1) == 0) {
+        c->probe_sent_at = now;
+        c->last_probe = now;
+    }
+}
+
 static void on_tick(h2o_timeout_entry_t *entry)
 {
     redis_conn_t *c = H2O_STRUCT_FROM_MEMBER(redis_conn_t, timer, entry);
     uint64_t now = h2o_now(c->loop);
-    if (c->state == CONN_READY)
+    if (c->state == CONN_READY) {
+        h2o_timeout_link(c->loop, &c->tick, &c->timer);
+        conn_probe(c, now); /* may fail the link, which re-arms the tick */
         return;
+    }
     if (now < c->deadline) {
         h2o_timeout_link(c->loop, &c->tick, &c->timer);
         return;
@@ -242,7 +287,8 @@ static int handshake_reply(redis_conn_t *c, redisReply *r, void *data)
         return 0;
     c->state = CONN_READY;
     c->backoff_ms = BACKOFF_MIN_MS;
-    h2o_timeout_unlink(&c->timer);
+    c->probe_sent_at = 0;
+    c->last_probe = h2o_now(c->loop);
     log_info("redis", "connected", json_pack("{s:s,s:s,s:i}", "conn", c->name, "host", c->url.host, "port", c->url.port));
     if (c->cbs.on_ready != NULL)
         c->cbs.on_ready(c, c->data);

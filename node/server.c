@@ -270,6 +270,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
 static void on_housekeeping(h2o_timeout_entry_t *entry)
 {
     node_thread_t *th = H2O_STRUCT_FROM_MEMBER(node_thread_t, housekeeping, entry);
+    topics_expire_idle(th);
     if (th->accepted >= 256) {
         th->accepted = 0;
         malloc_trim(0);

@@ -131,6 +131,7 @@ topic_t *topic_acquire(node_thread_t *th, const char *name, size_t len)
     topic_t *p = table_find(&th->topics, chan.base, chan.len);
     if (p != NULL) {
         buf_free(&chan);
+        p->idle_since = 0;
         return p;
     }
     p = calloc(1, sizeof(*p));
@@ -155,10 +156,10 @@ topic_t *topic_acquire(node_thread_t *th, const char *name, size_t len)
     return p;
 }
 
-void topic_release_if_unused(node_thread_t *th, topic_t *p)
+/* Unsubscribes (or frees) a topic nobody uses. */
+static void topic_drop(node_thread_t *th, topic_t *p)
 {
-    if (p->nsubs > 0)
-        return;
+    p->idle_since = 0;
     switch (p->state) {
     case TOPIC_SUBSCRIBED:
         if (topic_send(th, p, "UNSUBSCRIBE") == 0) {
@@ -174,6 +175,31 @@ void topic_release_if_unused(node_thread_t *th, topic_t *p)
     }
     table_remove(&th->topics, p);
     topic_free(p);
+}
+
+void topic_release_if_unused(node_thread_t *th, topic_t *p)
+{
+    if (p->nsubs > 0)
+        return;
+    long linger = th->shared->cfg->topic_linger_ms;
+    if (linger > 0 && p->state == TOPIC_SUBSCRIBED && !atomic_load(&th->shared->stopping)) {
+        if (p->idle_since == 0)
+            p->idle_since = h2o_now(th->loop);
+        return;
+    }
+    topic_drop(th, p);
+}
+
+void topics_expire_idle(node_thread_t *th)
+{
+    uint64_t now = h2o_now(th->loop), linger = (uint64_t)th->shared->cfg->topic_linger_ms;
+    for (size_t i = 0; i < th->topics.nbuckets; i++) {
+        for (topic_t *p = th->topics.buckets[i], *next; p != NULL; p = next) {
+            next = p->next; /* topic_drop may free p */
+            if (p->nsubs == 0 && p->idle_since != 0 && (now - p->idle_since >= linger || atomic_load(&th->shared->stopping)))
+                topic_drop(th, p);
+        }
+    }
 }
 
 void topics_on_link_up(node_thread_t *th)

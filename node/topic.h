@@ -36,6 +36,7 @@ typedef struct topic {
     enum topic_state state;
     h2o_linklist_t subs;  /* sub_t.topic_link of local subscribers */
     size_t nsubs;
+    uint64_t idle_since;  /* loop time its last subscriber left; 0 while in use */
     history_t history;    /* recent frames and reads of the stream */
 } topic_t;
 
@@ -52,8 +53,14 @@ void topic_table_dispose(topic_table_t *t);
 /* Returns the topic, creating it (and subscribing when the link is up)
  * on first use; NULL only when out of memory. */
 topic_t *topic_acquire(struct node_thread *th, const char *name, size_t len);
-/* Called after a subscriber left; unsubscribes and frees an unused topic. */
+/* Called after a subscriber left. An unused topic lingers, subscribed and
+ * still recording its recent events, for topic_linger_ms (clients that
+ * come back, e.g. after a reconnect, are served from memory); then it is
+ * unsubscribed and freed. */
 void topic_release_if_unused(struct node_thread *th, topic_t *t);
+/* Unsubscribes the topics that have lingered long enough (called once a
+ * second). */
+void topics_expire_idle(struct node_thread *th);
 
 /* The Redis link came (back) up: SUBSCRIBE every topic. */
 void topics_on_link_up(struct node_thread *th);

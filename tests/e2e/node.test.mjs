@@ -306,7 +306,7 @@ test('permanent errors are JSON 4xx; health and readiness answer', async () => {
 test('one Redis subscription per topic and thread, dropped at once after the last client', async () => {
   const channel = 'ssehub:{shared}:l';
   // heartbeats every 15 s: a taken-over HTTP/1.1 stream sees EOF at once
-  const node = await startNode(redis, { args: ['--threads', '1'] });
+  const node = await startNode(redis, { args: ['--threads', '1', '--topic-linger-ms', '0'] });
   const a = await rawSse(`${node.url}/events?topic=shared`, { timeout: 10000 });
   const b = await rawSse(`${node.url}/events?topic=shared`, { timeout: 10000 });
   await waitFor(() => a.events.length && b.events.length, { what: 'both connected' });
@@ -320,9 +320,23 @@ test('one Redis subscription per topic and thread, dropped at once after the las
   await node.stop();
 });
 
+test('a topic lingers for topic_linger_ms after its last client, then is unsubscribed', async () => {
+  const channel = 'ssehub:{linger}:l';
+  const node = await startNode(redis, { args: ['--threads', '1', '--topic-linger-ms', '2000'] });
+  const a = await rawSse(`${node.url}/events?topic=linger`, { timeout: 10000 });
+  await waitFor(() => a.events.length, { what: 'connected' });
+  const numsub = async () => Number((await redis.cmd('PUBSUB', 'NUMSUB', channel))[1]);
+  a.close();
+  await new Promise((r) => setTimeout(r, 700));
+  assert.equal(await numsub(), 1, 'still subscribed while it lingers');
+  await waitFor(async () => (await numsub()) === 0, { timeout: 5000, what: 'unsubscribed after the linger' });
+  await node.stop();
+});
+
 test('with http1_takeover off, streams use h2o chunked responses and heartbeats reveal leavers', async () => {
   const channel = 'ssehub:{chunked}:l';
-  const node = await startNode(redis, { args: ['--threads', '1', '--http1-takeover', 'false', '--heartbeat-interval', '1'] });
+  const node = await startNode(redis, { args: ['--threads', '1', '--http1-takeover', 'false', '--heartbeat-interval', '1',
+    '--topic-linger-ms', '0'] });
   const a = await rawSse(`${node.url}/events?topic=chunked`, { timeout: 10000 });
   try {
     assert.equal(a.headers['transfer-encoding'], 'chunked');

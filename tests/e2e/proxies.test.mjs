@@ -17,7 +17,7 @@ before(async () => {
   redis = await startRedis();
   // haproxy keeps the upstream connection after the client half-closes,
   // until a write fails: a 1 s heartbeat bounds that here
-  node = await startNode(redis, { args: ['--threads', '1', '--heartbeat-interval', '1'] });
+  node = await startNode(redis, { args: ['--threads', '1', '--heartbeat-interval', '1', '--topic-linger-ms', '0'] });
 });
 after(async () => {
   await cleanupAll();

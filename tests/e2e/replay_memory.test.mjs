@@ -109,3 +109,26 @@ test('cursors older than the window, and replay_memory_events=0, still resume ex
     await node.stop();
   }
 });
+
+test('clients that leave and come back while the topic lingers are served from memory', async () => {
+  const node = await startNode(redis, { args: ['--threads', '1', '--topic-linger-ms', '10000'] });
+  const first = await Promise.all(Array.from({ length: 100 }, () => rawSse(`${node.url}/events?topic=bounce`, { timeout: 20000 })));
+  await waitFor(() => first.every((c) => c.events.length), { what: 'connected' });
+  const ids = await publishMany('bounce', 10, 'b');
+  await waitFor(() => first.every((c) => messages(c).length === 10), { what: 'live events' });
+  first.forEach((c) => c.close()); // every client of the topic leaves
+  await sleep(300);
+  await publishMany('bounce', 5, 'late'); // published while nobody listens
+  const reads = await historyReads();
+  const back = await Promise.all(Array.from({ length: 100 }, () =>
+    rawSse(`${node.url}/events?topic=bounce`, { timeout: 20000, headers: { 'Last-Event-ID': ids[9] } })));
+  try {
+    await waitFor(() => back.every((c) => messages(c).length >= 5), { what: 'missed events' });
+    await sleep(100);
+    for (const c of back) assert.deepEqual(messages(c), ['late1', 'late2', 'late3', 'late4', 'late5']);
+    assert.equal(await historyReads(), reads, 'no Redis read: the lingering topic kept recording');
+  } finally {
+    back.forEach((c) => c.close());
+    await node.stop();
+  }
+});

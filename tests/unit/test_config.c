@@ -110,7 +110,7 @@ static void test_defaults(void)
     CHECK(c.max_connections == 100000 && c.max_topics_per_connection == 64);
     CHECK(c.max_topic_length == 1024 && c.client_buffer_bytes == 1048576);
     CHECK(c.replay_batch == 500 && c.drain_seconds == 30 && c.broker_lease_ms == 5000);
-    CHECK(c.http1_takeover == 1 && c.replay_memory_events == 256);
+    CHECK(c.http1_takeover == 1 && c.replay_memory_events == 256 && c.topic_linger_ms == 5000);
     CHECK(strcmp(c.metrics_listen, "") == 0 && strcmp(c.log_level, "info") == 0);
     config_free(&c);
     CHECK(c.listen == NULL && c.log_level == NULL);

@@ -118,7 +118,10 @@ struct ingest {
     struct ev_loop *loop;
     const ssehub_config_t *cfg;
     redis_url_t url;
-    redis_link_t sub, cmd;
+    /* sub: pattern subscription and sync marks; cmd: pipelined publish
+     * calls; lease_link: the lease alone, so a renewal never waits behind
+     * thousands of publish calls in flight */
+    redis_link_t sub, cmd, lease_link;
     buf_t pattern_plain, pattern_json;
     char maxlen_text[24], maxage_text[24];
     msg_queue_t queue;
@@ -812,10 +815,11 @@ static void link_lost(redis_link_t *link)
     link->ready = 0;
     link->pending = 0;
     ev_timer_stop(link->in->loop, &link->deadline);
-    if (link == &link->in->cmd) {
-        link->in->reloading = 0;
+    if (link == &link->in->lease_link) {
         if (link->in->lease != NULL)
             lease_link_down(link->in->lease);
+    } else if (link == &link->in->cmd) {
+        link->in->reloading = 0;
     } else {
         link->in->placed = 0; /* the next subscription counts from its first mark */
         ev_timer_stop(link->in->loop, &link->in->mark_timer);
@@ -886,10 +890,13 @@ static void link_ready(redis_link_t *link)
     link->ready = 1;
     link->attempts = 0;
     ev_timer_stop(in->loop, &link->deadline);
+    if (link == &in->lease_link) {
+        lease_link_up(in->lease, link->ac);
+        return;
+    }
     if (link == &in->cmd) {
         log_info(COMPONENT, "function library loaded",
                  json_pack("{s:s}", "library", SSEHUB_FUNCTION_LIBRARY));
-        lease_link_up(in->lease, link->ac);
     } else {
         in->placed = 0;
         in->leader_since_sub = lease_role(in->lease) == LEASE_LEADER;
@@ -984,6 +991,33 @@ static void cmd_handshake(redis_link_t *link)
         redisAsyncCommandArgv(link->ac, on_setup_reply, link, 2, argv, lens);
     }
     send_library(link);
+}
+
+/* The lease link's handshake answered its closing PING: hand it to the lease. */
+static void on_lease_link_ping(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redis_link_t *link = privdata;
+    redisReply *reply = r;
+    if (reply == NULL || ac != link->ac || reply->type == REDIS_REPLY_ERROR)
+        return;
+    link_ready(link);
+}
+
+/* Lease link handshake: AUTH, SELECT and a PING, pipelined (the library is
+ * loaded by the command link; a lease call that finds it missing asks for
+ * a reload there). */
+static void lease_handshake(redis_link_t *link)
+{
+    link_auth(link);
+    if (link->in->url.db != 0) {
+        char db[16];
+        const char *argv[2] = {"SELECT", db};
+        size_t lens[2] = {6, (size_t)snprintf(db, sizeof db, "%d", link->in->url.db)};
+        redisAsyncCommandArgv(link->ac, on_setup_reply, link, 2, argv, lens);
+    }
+    const char *ping[1] = {"PING"};
+    size_t plen[1] = {4};
+    redisAsyncCommandArgv(link->ac, on_lease_link_ping, link, 1, ping, plen);
 }
 
 /* Returns nonzero when elements first..last of an array reply are strings. */
@@ -1179,11 +1213,11 @@ static void on_lease_missing_functions(void *arg)
     start_reload(in, in->cmd.ac);
 }
 
-/* A lease command went unanswered: the command connection is stuck. */
+/* A lease command went unanswered: the lease connection is stuck. */
 static void on_lease_stalled(void *arg)
 {
     struct ingest *in = arg;
-    link_drop(&in->cmd);
+    link_drop(&in->lease_link);
 }
 
 /* ---- lifecycle ----------------------------------------------------------- */
@@ -1200,6 +1234,7 @@ static void ingest_finish(struct ingest *in)
     ev_timer_stop(in->loop, &in->trim_timer);
     link_close(&in->sub);
     link_close(&in->cmd);
+    link_close(&in->lease_link);
     in->counters.dropped += queue_clear(&in->queue);
     log_info(COMPONENT, "stopped", counters_json(&in->counters));
     if (in->done)
@@ -1297,6 +1332,7 @@ ingest_t *ingest_create(struct ev_loop *loop, const ssehub_config_t *cfg, char *
     }
     link_init(&in->sub, in, "subscriber", sub_handshake);
     link_init(&in->cmd, in, "command", cmd_handshake);
+    link_init(&in->lease_link, in, "lease", lease_handshake);
     ev_timer_init(&in->stats_timer, on_stats_timer, STATS_SECONDS, STATS_SECONDS);
     ev_timer_init(&in->drain_timer, on_drain_timer, DRAIN_SECONDS, 0.);
     ev_timer_init(&in->mark_timer, on_mark_timer, MARK_RETRY_SECONDS, 0.);
@@ -1314,6 +1350,7 @@ void ingest_start(ingest_t *in)
     ev_timer_start(in->loop, &in->stats_timer);
     ev_timer_again(in->loop, &in->trim_timer);
     link_connect(&in->cmd);
+    link_connect(&in->lease_link);
     link_connect(&in->sub);
 }
 
@@ -1353,6 +1390,7 @@ void ingest_free(ingest_t *in)
     if (in->sub.in != NULL) { /* links were initialised */
         link_close(&in->sub);
         link_close(&in->cmd);
+        link_close(&in->lease_link);
         ev_timer_stop(in->loop, &in->stats_timer);
         ev_timer_stop(in->loop, &in->drain_timer);
         ev_timer_stop(in->loop, &in->mark_timer);

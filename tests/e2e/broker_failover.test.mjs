@@ -288,18 +288,24 @@ describe('two brokers', () => {
     const proxy = await startTcpProxy(redis.port);
     const [leader, standby] = await startPair(redis, { leaderUrl: proxy.url });
     const cmdConn = await proxy.waitForConnection((c) => c.sent().includes('FUNCTION'));
+    // the lease has a connection of its own (renewals never wait behind
+    // publish calls): its handshake is a bare PING
+    const leaseConn = await proxy.waitForConnection((c) => c.sent().includes('PING') &&
+      !c.sent().includes('FUNCTION') && !c.sent().includes('SUBSCRIBE'));
     const client = await redis.client();
     const warmup = Array.from({ length: 20 }, (_, i) => `f-w${i}`);
     await Promise.all(warmup.map((p) => client.cmd('PUBLISH', 'sse:f', p)));
     await waitFor(async () => (await redis.cmd('XLEN', streamKey('f'))) === 20, { what: 'the warm-up stored' });
     // the leader's writes (publish calls and renewals) now stall on the way to Redis
     cmdConn.holdSent();
+    leaseConn.holdSent();
     const flow = startFlow({ rate: 100, topics: ['f'], send: plainSend(client) });
     const lost = await leader.waitForLog('lease lost', { timeout: 10000 });
     await standby.waitForLog('lease acquired', { timeout: 10000 });
     await standby.waitForLog('handover complete', { timeout: 10000 });
     assert.ok(cmdConn.heldSent > 0, 'the old leader sent calls that did not arrive');
     cmdConn.releaseSent(); // they arrive now, after the new leader wrote the topic
+    leaseConn.releaseSent();
     await waitFor(() => logsOf(leader, 'standby').length > 0, { what: 'the old leader standing by' });
     await sleep(500);
     await flow.stop();

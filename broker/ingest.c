@@ -935,6 +935,17 @@ static void link_auth(redis_link_t *link)
     }
 }
 
+/* Sends SELECT when the URL names a database other than 0. */
+static void link_select(redis_link_t *link)
+{
+    if (link->in->url.db != 0) {
+        char db[16];
+        const char *argv[2] = {"SELECT", db};
+        size_t lens[2] = {6, (size_t)snprintf(db, sizeof db, "%d", link->in->url.db)};
+        redisAsyncCommandArgv(link->ac, on_setup_reply, link, 2, argv, lens);
+    }
+}
+
 /* Handles the FUNCTION LOAD answer: the command link becomes ready (or
  * resumes sending after a reload); an error drops the connection. */
 static void on_library_loaded(redisAsyncContext *ac, void *r, void *privdata)
@@ -984,12 +995,7 @@ static void start_reload(struct ingest *in, redisAsyncContext *ac)
 static void cmd_handshake(redis_link_t *link)
 {
     link_auth(link);
-    if (link->in->url.db != 0) {
-        char db[16];
-        const char *argv[2] = {"SELECT", db};
-        size_t lens[2] = {6, (size_t)snprintf(db, sizeof db, "%d", link->in->url.db)};
-        redisAsyncCommandArgv(link->ac, on_setup_reply, link, 2, argv, lens);
-    }
+    link_select(link);
     send_library(link);
 }
 
@@ -1009,12 +1015,7 @@ static void on_lease_link_ping(redisAsyncContext *ac, void *r, void *privdata)
 static void lease_handshake(redis_link_t *link)
 {
     link_auth(link);
-    if (link->in->url.db != 0) {
-        char db[16];
-        const char *argv[2] = {"SELECT", db};
-        size_t lens[2] = {6, (size_t)snprintf(db, sizeof db, "%d", link->in->url.db)};
-        redisAsyncCommandArgv(link->ac, on_setup_reply, link, 2, argv, lens);
-    }
+    link_select(link);
     const char *ping[1] = {"PING"};
     size_t plen[1] = {4};
     redisAsyncCommandArgv(link->ac, on_lease_link_ping, link, 1, ping, plen);

@@ -1,24 +1,14 @@
 /* Ingest positions "M.n" and sync messages "M tag": text forms and order. */
 #include "broker/ingest_pos.h"
 
+#include "common/text.h"
+
 #include <stdio.h>
 
-/* Parses a decimal below INGEST_POS_MAX from exactly len bytes (no sign, no
- * leading zero unless "0"); returns 0 or -1. */
+/* Parses a canonical decimal below INGEST_POS_MAX; returns 0 or -1. */
 static int parse_number(const char *s, size_t len, uint64_t *out)
 {
-    if (len == 0 || len > 16 || (len > 1 && s[0] == '0'))
-        return -1;
-    uint64_t v = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (uint64_t)(s[i] - '0');
-    }
-    if (v >= INGEST_POS_MAX)
-        return -1;
-    *out = v;
-    return 0;
+    return text_parse_u64(s, len, out) == 0 && *out < INGEST_POS_MAX ? 0 : -1;
 }
 
 size_t ingest_pos_format(char out[INGEST_POS_TEXT_MAX], ingest_pos_t pos)

@@ -1,23 +1,16 @@
 /* The leader lease's value "host:pid:epoch" and its timing rules. */
 #include "broker/lease_value.h"
 
+#include "common/text.h"
+
 #include <errno.h>
 #include <string.h>
 
-/* Parses a positive decimal of exactly len bytes that fits below 2^63;
- * returns 0 or -1. */
+/* Parses a canonical decimal in 1..10^18-1 (well below 2^63); returns 0
+ * or -1. */
 static int parse_positive(const char *s, size_t len, uint64_t *out)
 {
-    if (len == 0 || len > 18 || s[0] == '0')
-        return -1;
-    uint64_t v = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (uint64_t)(s[i] - '0');
-    }
-    *out = v;
-    return 0;
+    return text_parse_u64(s, len, out) == 0 && *out > 0 && *out < 1000000000000000000ULL ? 0 : -1;
 }
 
 int lease_value_format(buf_t *out, const char *host, long pid, uint64_t epoch)

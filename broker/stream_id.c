@@ -4,28 +4,6 @@
 
 #include "common/text.h"
 
-/* Digits of UINT64_MAX (18446744073709551615). */
-
-/* Parses one decimal part: 1..20 digits, no leading zero unless the part is
- * "0", no overflow. Returns 0 and sets *out, or -1, so the caller can reject
- * any text Redis would not have written. */
-static int parse_u64_decimal(const char *s, size_t len, uint64_t *out)
-{
-    if (len == 0 || len > TEXT_U64_DIGITS || (len > 1 && s[0] == '0'))
-        return -1;
-    uint64_t v = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        uint64_t d = (uint64_t)(s[i] - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return -1;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return 0;
-}
-
 /* Returns 0 only for the exact text form Redis writes, so every id has one
  * accepted spelling and junk never passes for a position. */
 int stream_id_parse(const char *s, size_t len, stream_id_t *out)
@@ -36,8 +14,8 @@ int stream_id_parse(const char *s, size_t len, stream_id_t *out)
     if (dash == len)
         return -1;
     stream_id_t id;
-    if (parse_u64_decimal(s, dash, &id.ms) != 0 ||
-        parse_u64_decimal(s + dash + 1, len - dash - 1, &id.seq) != 0)
+    if (text_parse_u64(s, dash, &id.ms) != 0 ||
+        text_parse_u64(s + dash + 1, len - dash - 1, &id.seq) != 0)
         return -1;
     *out = id;
     return 0;

@@ -12,6 +12,23 @@ int text_hex_value(char c)
     return -1;
 }
 
+int text_parse_u64(const char *s, size_t len, uint64_t *out)
+{
+    if (len == 0 || len > TEXT_U64_DIGITS || (len > 1 && s[0] == '0'))
+        return -1;
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        uint64_t d = (uint64_t)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
 size_t text_format_u64(uint64_t v, char *p)
 {
     char tmp[TEXT_U64_DIGITS];

@@ -11,6 +11,10 @@
 /* Most digits of a uint64_t in decimal. */
 #define TEXT_U64_DIGITS 20
 
+/* Parses exactly len bytes as a canonical decimal: 1..20 digits, no sign,
+ * no leading zero unless it is "0", no overflow. Returns 0 and sets *out,
+ * or -1, so every number has one accepted spelling. */
+int text_parse_u64(const char *s, size_t len, uint64_t *out);
 /* Returns the value 0..15 of a hex digit, or -1 when c is not one. */
 int text_hex_value(char c);
 /* Writes v in decimal at p (no NUL, at most TEXT_U64_DIGITS bytes);

@@ -1,5 +1,7 @@
 /* Unit tests of query-string decoding (node/query.c). */
 #include "node/query.h"
+
+#include <stdint.h>
 #include "common/text.h"
 
 #include "tests/unit/check.h"
@@ -56,6 +58,17 @@ int main(void)
     const char *bad = "topic=%zz&topic=ok";
     cur = bad;
     CHECK(query_next(&cur, bad + strlen(bad), &name, &value) == -1);
+
+    /* the shared canonical decimal parser */
+    uint64_t v = 0;
+    CHECK(text_parse_u64("0", 1, &v) == 0 && v == 0);
+    CHECK(text_parse_u64("18446744073709551615", 20, &v) == 0 && v == UINT64_MAX);
+    CHECK(text_parse_u64("18446744073709551616", 20, &v) == -1);
+    CHECK(text_parse_u64("007", 3, &v) == -1);
+    CHECK(text_parse_u64("", 0, &v) == -1);
+    CHECK(text_parse_u64("+1", 2, &v) == -1);
+    CHECK(text_parse_u64("12a", 3, &v) == -1);
+    CHECK(text_parse_u64("123456", 3, &v) == 0 && v == 123);
 
     buf_free(&out);
     buf_free(&name);

@@ -38,7 +38,6 @@
 #include "common/redis_url.h"
 
 #define COMPONENT "broker"
-#define QUEUE_MAX 100000    /* messages waiting to be sent */
 #define INFLIGHT_MAX 10000  /* FCALLs sent and not yet answered */
 #define MAX_ATTEMPTS 3      /* "function not found" answers before giving up */
 #define DRAIN_SECONDS 5.0   /* shutdown waits this long for replies */
@@ -68,6 +67,7 @@ typedef struct msg {
     struct ingest *in;
     uint64_t seq;     /* arrival order; the queue is sorted by it */
     double arrived;   /* lease_now() at arrival: a standby forgets old ones */
+    size_t size;      /* bytes it takes, counted against broker_queue_bytes */
     ingest_pos_t pos; /* its ingest position, once placed */
     enum msg_placed placed;
     int attempts; /* "function not found" answers so far */
@@ -81,6 +81,7 @@ typedef struct msg {
 typedef struct msg_queue {
     msg_t *head, *tail;
     size_t len;
+    size_t bytes; /* sum of the queued messages' size */
     msg_t *hint; /* the last re-queued message still queued: where the next one goes */
 } msg_queue_t;
 
@@ -261,6 +262,7 @@ static void queue_push(msg_queue_t *q, msg_t *m)
         q->head = m;
     q->tail = m;
     q->len++;
+    q->bytes += m->size;
 }
 
 /* Removes and returns the oldest message, or NULL. */
@@ -275,6 +277,7 @@ static msg_t *queue_pop(msg_queue_t *q)
     if (q->hint == m)
         q->hint = NULL;
     q->len--;
+    q->bytes -= m->size;
     m->next = NULL;
     return m;
 }
@@ -299,6 +302,7 @@ static void queue_requeue(msg_queue_t *q, msg_t *m)
         q->tail = m;
     q->hint = m;
     q->len++;
+    q->bytes += m->size;
 }
 
 /* Frees every queued message; returns how many there were. */
@@ -322,6 +326,7 @@ static size_t queue_filter(msg_queue_t *q, int (*keep)(msg_t *m, void *arg), voi
     size_t freed = 0;
     q->head = q->tail = q->hint = NULL;
     q->len = 0;
+    q->bytes = 0;
     for (; m != NULL; m = next) {
         next = m->next;
         if (keep(m, arg)) {
@@ -370,6 +375,7 @@ static msg_t *msg_new(struct ingest *in, const char *topic, size_t tlen, const e
         return NULL;
     memset(m, 0, sizeof *m);
     m->in = in;
+    m->size = sizeof *m + total;
     char *p = m->bytes;
     msg_arg(m, "FCALL", 5);
     msg_arg(m, SSEHUB_FN_PUBLISH, strlen(SSEHUB_FN_PUBLISH));
@@ -531,11 +537,11 @@ static void pump(struct ingest *in)
 }
 
 /* Standby: forgets buffered messages older than the window, and the oldest
- * beyond QUEUE_MAX. */
+ * beyond broker_queue_bytes. */
 static void trim_buffer(struct ingest *in)
 {
     double oldest = lease_now() - in->window;
-    while (in->queue.head != NULL && (in->queue.len > QUEUE_MAX || in->queue.head->arrived < oldest))
+    while (in->queue.head != NULL && (in->queue.bytes > (size_t)in->cfg->broker_queue_bytes || in->queue.head->arrived < oldest))
         free(queue_pop(&in->queue));
 }
 
@@ -555,13 +561,15 @@ static void ingest_enqueue(struct ingest *in, msg_t *m)
 {
     unsigned long long held;
     int leader = lease_role(in->lease) == LEASE_LEADER;
-    if (leader && in->queue.len >= QUEUE_MAX) {
+    size_t limit = (size_t)in->cfg->broker_queue_bytes;
+    if (leader && in->queue.bytes + m->size > limit) {
         in->counters.dropped++;
         free(m);
         if (log_allowed(in, "queue full", &held))
             log_warn(
                 COMPONENT, "queue full, message dropped",
-                json_pack("{s:I, s:I}", "queued", (json_int_t)in->queue.len, "suppressed", (json_int_t)held));
+                json_pack("{s:I, s:I, s:I}", "queued", (json_int_t)in->queue.len, "queued_bytes",
+                          (json_int_t)in->queue.bytes, "suppressed", (json_int_t)held));
         return;
     }
     m->seq = in->next_seq++;
@@ -569,8 +577,9 @@ static void ingest_enqueue(struct ingest *in, msg_t *m)
     queue_push(&in->queue, m);
     if (leader)
         pump(in);
-    else if (in->queue.len > QUEUE_MAX)
-        free(queue_pop(&in->queue));
+    else
+        while (in->queue.bytes > limit && in->queue.head != NULL)
+            free(queue_pop(&in->queue));
 }
 
 /* ---- incoming messages --------------------------------------------------- */

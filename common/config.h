@@ -33,11 +33,16 @@ typedef struct ssehub_config {
     long replay_batch;               /* entries per Redis read during replay, 500 */
     long drain_seconds;              /* 30 */
     long broker_lease_ms;            /* 5000 */
+    long broker_queue_bytes;         /* 268435456 */
     char *metrics_listen;            /* broker's HTTP port, "" = off */
     char *log_level;                 /* debug|info|warn|error, "info" */
     int http1_takeover;              /* HTTP/1.1 streams leave h2o after the head (~0.4 KB idle), 1 */
     long replay_memory_events;       /* last events of each active topic kept in node memory, 256 */
     long topic_linger_ms;            /* a topic stays subscribed this long after its last client, 5000 */
+    char *tls_cert;                  /* PEM certificate chain; set: `listen` serves TLS, "" */
+    char *tls_key;                   /* PEM private key of tls_cert, "" */
+    char *listen_plain;              /* with TLS: extra cleartext HTTP/1.1 + h2c port, "" = none */
+    long http2_max_stream_starts;    /* HTTP/2 streams one connection may start per second, 200 */
 } ssehub_config_t;
 
 /* Fills *cfg from all layers. argv may hold --config FILE, --help, and

@@ -5,6 +5,7 @@
 
 #include <malloc.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -180,10 +181,43 @@ static int path_is(h2o_req_t *req, const char *p)
     return req->path_normalized.len == n && memcmp(req->path_normalized.base, p, n) == 0;
 }
 
+/* HTTP/2 Rapid Reset (CVE-2023-44487): h2o 2.2.5 runs a handler for every
+ * stream a client opens, however fast it resets them. A connection that
+ * starts more than http2_max_stream_starts streams in a second is cut:
+ * its socket is shut down, which ends all its streams. */
+static int rapid_reset_guard(node_thread_t *th, h2o_req_t *req)
+{
+    if (req->version < 0x200)
+        return 0;
+    uint64_t now = h2o_now(th->loop);
+    if (!conn_starts_hit(&th->starts, req->conn->id, now, (uint32_t)th->shared->cfg->http2_max_stream_starts))
+        return 0;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket != NULL ? req->conn->callbacks->get_socket(req->conn) : NULL;
+    if (sock != NULL)
+        shutdown(h2o_socket_get_fd(sock), SHUT_RDWR);
+    th->cut_unlogged++;
+    if (now - th->cut_logged_at >= 1000 || th->cut_logged_at == 0) {
+        char peer[64] = "";
+        struct sockaddr_storage sa;
+        socklen_t salen = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&sa);
+        if (salen > 0)
+            h2o_socket_getnumerichost((struct sockaddr *)&sa, salen, peer);
+        log_warn("node", "connection cut: too many HTTP/2 stream starts",
+                 json_pack("{s:s,s:I,s:I}", "peer", peer, "limit_per_second",
+                           (json_int_t)th->shared->cfg->http2_max_stream_starts, "cuts", (json_int_t)th->cut_unlogged));
+        th->cut_logged_at = now;
+        th->cut_unlogged = 0;
+    }
+    return 1;
+}
+
 static int on_request(h2o_handler_t *self, h2o_req_t *req)
 {
     (void)self;
     node_thread_t *th = node_thread_of(req);
+    if (rapid_reset_guard(th, req))
+        return send_json_error(req, 429, "Too Many Requests", "too_many_streams",
+                               "too many streams started on this connection");
     if (path_is(req, "/events"))
         return on_events(th, req);
     if (path_is(req, "/healthz"))
@@ -251,15 +285,28 @@ static void on_batch_end(redis_conn_t *conn, void *data)
 
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
-    node_thread_t *th = listener->data;
+    node_listener_t *l = listener->data;
     if (err != NULL)
         return;
     for (int i = 0; i < 64; i++) {
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
         if (sock == NULL)
             break;
-        h2o_accept(&th->accept_ctx, sock);
-        th->accepted++;
+        h2o_accept(&l->accept_ctx, sock);
+        l->th->accepted++;
+    }
+}
+
+/* Stops accepting on every listener of the thread. */
+static void listeners_close(node_thread_t *th)
+{
+    for (int i = 0; i < th->nlisteners; i++) {
+        node_listener_t *l = &th->listeners[i];
+        if (l->sock != NULL) {
+            h2o_socket_read_stop(l->sock);
+            h2o_socket_close(l->sock);
+            l->sock = NULL;
+        }
     }
 }
 
@@ -271,6 +318,7 @@ static void on_housekeeping(h2o_timeout_entry_t *entry)
 {
     node_thread_t *th = H2O_STRUCT_FROM_MEMBER(node_thread_t, housekeeping, entry);
     topics_expire_idle(th);
+    conn_starts_expire(&th->starts, h2o_now(th->loop));
     if (th->accepted >= 256) {
         th->accepted = 0;
         malloc_trim(0);
@@ -291,11 +339,15 @@ static void thread_setup(node_thread_t *th)
     node_shared_t *sh = th->shared;
     th->loop = h2o_evloop_create();
     h2o_context_init(&th->ctx, th->loop, &sh->h2o);
-    th->accept_ctx.ctx = &th->ctx;
-    th->accept_ctx.hosts = sh->h2o.hosts;
-    th->listener = h2o_evloop_socket_create(th->loop, th->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
-    th->listener->data = th;
-    h2o_socket_read_start(th->listener, on_accept);
+    for (int i = 0; i < th->nlisteners; i++) {
+        node_listener_t *l = &th->listeners[i];
+        l->th = th;
+        l->accept_ctx.ctx = &th->ctx;
+        l->accept_ctx.hosts = sh->h2o.hosts;
+        l->sock = h2o_evloop_socket_create(th->loop, l->fd, H2O_SOCKET_FLAG_DONT_READ);
+        l->sock->data = l;
+        h2o_socket_read_start(l->sock, on_accept);
+    }
     topic_table_init(&th->topics);
     h2o_linklist_init_anchor(&th->clients);
     h2o_linklist_init_anchor(&th->dirty);
@@ -332,11 +384,7 @@ static int context_idle(h2o_context_t *ctx)
  * most two seconds) and frees everything the thread owns. */
 static void thread_teardown(node_thread_t *th)
 {
-    if (th->listener != NULL) {
-        h2o_socket_read_stop(th->listener);
-        h2o_socket_close(th->listener);
-        th->listener = NULL;
-    }
+    listeners_close(th);
     clients_close_all(th, "node shutting down, reconnect");
     clients_flush_dirty(th);
     h2o_context_request_shutdown(&th->ctx);
@@ -358,6 +406,7 @@ static void thread_teardown(node_thread_t *th)
         h2o_evloop_run(th->loop, 10);
     topic_table_dispose(&th->topics);
     buf_free(&th->scratch);
+    conn_starts_dispose(&th->starts);
     frame_release(th->heartbeat_frame);
     free(th->wvecs);
     /* request_shutdown armed HTTP/2's graceful-shutdown timer on a context
@@ -410,9 +459,7 @@ static void thread_drain(node_thread_t *th)
     log_info("node", "draining", json_pack("{s:i,s:I,s:I}", "thread", th->index, "delay_ms", (json_int_t)delay_ms,
                                            "drain_ms", (json_int_t)drain_ms));
     run_for(th, delay_ms);
-    h2o_socket_read_stop(th->listener);
-    h2o_socket_close(th->listener);
-    th->listener = NULL;
+    listeners_close(th);
     uint64_t end = h2o_now(th->loop) + drain_ms;
     while (!atomic_load(&th->shared->stop_now)) {
         uint64_t now = h2o_now(th->loop);

@@ -7,9 +7,11 @@
 #include <stdatomic.h>
 
 #include <h2o.h>
+#include <openssl/ssl.h>
 
 #include "common/config.h"
 #include "common/redis_url.h"
+#include "node/conn_starts.h"
 #include "node/redis_conn.h"
 #include "node/topic.h"
 
@@ -18,6 +20,7 @@ typedef struct node_shared {
     const ssehub_config_t *cfg;
     redis_url_t redis;
     h2o_globalconf_t h2o;
+    SSL_CTX *ssl_ctx;         /* TLS on `listen`, or NULL */
     atomic_long connections;  /* open streams, all threads */
     atomic_int stopping;      /* set by SIGTERM/SIGINT: drain, then exit */
     atomic_int stop_now;      /* a second signal: end every stream at once */
@@ -26,15 +29,25 @@ typedef struct node_shared {
 
 /* Everything one worker thread owns. h2o's context is embedded so request
  * handlers find their thread from req->conn->ctx. */
+/* One listening socket of a thread: `listen` (TLS when configured) and
+ * `listen_plain`. */
+typedef struct node_listener {
+    struct node_thread *th;
+    int fd;
+    h2o_socket_t *sock;
+    h2o_accept_ctx_t accept_ctx;
+} node_listener_t;
+
+#define NODE_MAX_LISTENERS 2
+
 typedef struct node_thread {
     h2o_context_t ctx;
     node_shared_t *shared;
     int index;
     pthread_t tid;
     h2o_evloop_t *loop;
-    h2o_accept_ctx_t accept_ctx;
-    int listen_fd;
-    h2o_socket_t *listener;
+    node_listener_t listeners[NODE_MAX_LISTENERS];
+    int nlisteners;
 
     redis_conn_t *cmd; /* commands: replay reads */
     redis_conn_t *sub; /* pub/sub: live channels */
@@ -49,6 +62,9 @@ typedef struct node_thread {
     h2o_timeout_t housekeeping_timeout;
     h2o_timeout_entry_t housekeeping; /* once a second */
     unsigned accepted;                /* connections since the last heap trim */
+    conn_starts_t starts;             /* HTTP/2 stream starts per connection and second */
+    uint64_t cut_logged_at;           /* when a Rapid Reset cut was last logged (one a second) */
+    uint64_t cut_unlogged;            /* cuts since */
     buf_t scratch;            /* reused while framing live events */
     history_stats_t hstats;
     frame_t *heartbeat_frame; /* ":\n\n", shared by every stream's heartbeats */

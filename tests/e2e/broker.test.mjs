@@ -248,6 +248,40 @@ describe('order across a library reload', () => {
   });
 });
 
+describe('queue bound', () => {
+  test('the queue is bounded in bytes: the newest messages beyond it are dropped, counted and logged', T, async () => {
+    const redis = await startRedis();
+    const proxy = await startTcpProxy(redis.port);
+    const broker = await startBroker(null, {
+      redisUrl: proxy.url, args: ['--broker-queue-bytes', '1048576', '--history-max-events', '100000'],
+    });
+    const cmdConn = await proxy.waitForConnection((c) => c.sent().includes('FUNCTION'));
+    // Redis stops receiving the broker's calls: 10,000 small ones fill the
+    // in-flight window, then 200 of 8 KB wait in the 1 MiB queue.
+    cmdConn.holdSent();
+    const small = Array.from({ length: 10000 }, (_, i) => `s${i}`);
+    await publishAll(redis, 'sse:bound', small);
+    const big = Array.from({ length: 200 }, (_, i) => `b${i}:`.padEnd(8192, 'x'));
+    await publishAll(redis, 'sse:bound', big);
+    await broker.waitForLog('queue full, message dropped');
+    cmdConn.releaseSent();
+    await waitFor(async () => {
+      const n = await redis.cmd('XLEN', 'ssehub:{bound}:s');
+      return n >= 10000 && n === (await redis.cmd('XLEN', 'ssehub:{bound}:s')) && n;
+    }, { what: 'the held calls stored' });
+    await new Promise((r) => setTimeout(r, 300));
+    const stored = await entries(redis, 'ssehub:{bound}:s');
+    const kept = stored.length - small.length;
+    // 1 MiB holds about 120 messages of 8 KB (each counts its data, keys and header)
+    assert.ok(kept >= 100 && kept < 128, `${kept} of the big messages kept`);
+    assertInOrder(stored, [...small, ...big.slice(0, kept)]);
+    assert.equal((await broker.stop()).code, 0);
+    const stopped = broker.jsonLogs().find((o) => o.msg === 'stopped');
+    assert.equal(stopped.dropped, big.length - kept);
+    assert.equal(stopped.ingested, stored.length);
+  });
+});
+
 describe('draining on SIGTERM', () => {
   test('in-flight and queued messages are stored before exit', T, async () => {
     const redis = await startRedis();

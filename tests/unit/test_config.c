@@ -110,6 +110,7 @@ static void test_defaults(void)
     CHECK(c.max_connections == 100000 && c.max_topics_per_connection == 64);
     CHECK(c.max_topic_length == 1024 && c.client_buffer_bytes == 1048576);
     CHECK(c.replay_batch == 500 && c.drain_seconds == 30 && c.broker_lease_ms == 5000);
+    CHECK(c.broker_queue_bytes == 268435456L);
     CHECK(c.http1_takeover == 1 && c.replay_memory_events == 256 && c.topic_linger_ms == 5000);
     CHECK(strcmp(c.metrics_listen, "") == 0 && strcmp(c.log_level, "info") == 0);
     config_free(&c);
@@ -216,6 +217,7 @@ static void test_bad_numbers(void)
                 "out of range 1..10000000");
     EXPECT_FAIL(ARGV("--client-buffer-bytes", "1023"), "client_buffer_bytes:", "1024..");
     EXPECT_FAIL(ARGV("--broker-lease-ms", "99"), "broker_lease_ms:", "100..600000");
+    EXPECT_FAIL(ARGV("--broker-queue-bytes", "1000"), "broker_queue_bytes:", "1048576..");
     EXPECT_FAIL(ARGV("--history-max-age", "0"), "history_max_age:", "out of range");
     EXPECT_FAIL(ARGV("--heartbeat-interval", "3601"), "heartbeat_interval:");
     EXPECT_FAIL(ARGV("--replay-batch", "1.5"), "replay_batch:", "not an integer");

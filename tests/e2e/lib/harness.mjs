@@ -8,6 +8,8 @@
 //   after(cleanupAll);                       // kill everything this file started
 //
 // freePort() -> Promise<number>: a currently free TCP port on 127.0.0.1.
+// makeCert() -> {dir, cert, key}: a self-signed PEM certificate for localhost
+//   and 127.0.0.1 (openssl), removed at cleanup.
 //
 // startRedis({args: [], password}) -> Promise<redis>: starts redis-server with
 //   --save '' --appendonly no --port P --bind 127.0.0.1 --dir <tmpdir> ...args
@@ -24,7 +26,9 @@
 //     restart() -> Promise             stops it if running, starts it again on the same port
 //
 // startBroker(redis, {env: {}, args: [], redisUrl, readyTimeout: 15000})
-// startNode(redis, {env: {}, args: [], redisUrl, readyTimeout: 15000, port, waitReady: true})
+// startNode(redis, {env: {}, args: [], redisUrl, readyTimeout: 15000, port, waitReady: true, tls})
+//   (tls: {cert, key} from makeCert(): TLS on port, url https://...; plainPort /
+//   plainUrl: the cleartext listen_plain port, where readiness is checked)
 //   -> Promise<proc>: spawn ${SSEHUB_BUILD_DIR}/ssehub-broker | ssehub-node
 //   (SSEHUB_BUILD_DIR, default <repo>/build) with --redis-url (redisUrl or
 //   redis.url; pass redis = null to give everything in args) and, for nodes,
@@ -70,7 +74,7 @@
 //
 // buildDir, sourceDir: where the binaries and the repository are.
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -229,6 +233,7 @@ export async function startRedis({ args = [], password = requirepassOf(args) } =
     '--dir', dir, ...args];
   let server = null;
   let main = null; // the cmd() connection
+  let mainPending = null; // its connect, shared by calls made meanwhile
 
   async function newClient(opts = {}) {
     const c = await connect(port, opts);
@@ -258,8 +263,12 @@ export async function startRedis({ args = [], password = requirepassOf(args) } =
   }
 
   async function mainClient() {
-    if (!main || main.closed) main = await newClient();
-    return main;
+    if (main && !main.closed) return main;
+    if (!mainPending) {
+      mainPending = newClient().then((c) => { main = c; return c; })
+        .finally(() => { mainPending = null; });
+    }
+    return mainPending;
   }
 
   await launch();
@@ -330,15 +339,34 @@ function healthy(url) {
   });
 }
 
+// tls: {cert, key} (see makeCert) serves TLS on port and cleartext HTTP/1.1
+// + h2c on plainPort (listen_plain); url is then https://, plainUrl http://.
 export async function startNode(redis, { env = {}, args = [], redisUrl, readyTimeout = 15000, port: fixedPort,
-  waitReady = true } = {}) {
+  waitReady = true, tls = null } = {}) {
   const port = fixedPort || await freePort();
-  const url = `http://127.0.0.1:${port}`;
+  const plainPort = tls ? await freePort() : port;
+  const url = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+  const plainUrl = `http://127.0.0.1:${plainPort}`;
+  const tlsArgs = tls ? ['--tls-cert', tls.cert, '--tls-key', tls.key, '--listen-plain', `127.0.0.1:${plainPort}`] : [];
   // /readyz: the node's Redis link is up, so streams are not refused
   const p = await startSsehub('ssehub-node',
-    [...redisArgs(redis, redisUrl), '--listen', `127.0.0.1:${port}`, ...args], env,
-    () => healthy(`${url}/${waitReady ? 'readyz' : 'healthz'}`), readyTimeout);
-  return Object.assign(p, { port, url });
+    [...redisArgs(redis, redisUrl), '--listen', `127.0.0.1:${port}`, ...tlsArgs, ...args], env,
+    () => healthy(`${plainUrl}/${waitReady ? 'readyz' : 'healthz'}`), readyTimeout);
+  return Object.assign(p, { port, url, plainPort, plainUrl });
+}
+
+// Makes a self-signed certificate for localhost and 127.0.0.1 with the
+// openssl command; returns {dir, cert, key} (PEM file paths).
+export function makeCert() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ssehub-tls-'));
+  tmpDirs.add(dir);
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+    '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost',
+    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`openssl req failed: ${r.stderr}`);
+  return { dir, cert, key };
 }
 
 // Returns the per-connection control object of a proxied connection.

@@ -5,11 +5,16 @@
 # ssehub-broker + ssehub-node --threads 2) and nchan (nginx with 2 workers +
 # libnginx-mod-nchan, Redis storage) -- and runs every scenario of issue 3 for
 # each, --runs times, interleaving the systems run by run:
-#   idle     idle memory: server RSS per connection (1 topic, and 1 topic per connection)
-#   fanout   1 topic x 1k/5k/10k subscribers at rising rates, up to saturation
-#   topics   10k subscribers over 1,000 topics, publish round-robin, rising rates
-#   storm    10k subscribers reconnect at once 100 events behind (Last-Event-ID)
-#   ingest   broker PUBLISH -> stored/s vs redis-benchmark on the same Redis
+#   idle        idle memory: server RSS per connection (1 topic, and 1 topic per connection)
+#   idle-h2     idle memory per HTTP/2 stream: 10k h2c streams held by h2load
+#               (100 connections x 100 streams, 500 x 20), 1 topic
+#   fanout      1 topic x 1k/5k/10k subscribers at rising rates, up to saturation
+#   topics      10k subscribers over 1,000 topics, publish round-robin, rising rates
+#   storm       10k subscribers reconnect at once 100 events behind (Last-Event-ID)
+#               to the server they left
+#   storm-cold  the same, but the server is killed and restarted while they
+#               are away (a node failure: it has nothing of theirs in memory)
+#   ingest      broker PUBLISH -> stored/s vs redis-benchmark on the same Redis
 # Raw JSON goes to tests/bench/results/<timestamp>/. A complete run (both
 # systems, every scenario, not --quick) is copied to results/latest/ and
 # lib/report.sh writes BENCHMARKS.md and the charts in tests/bench/plot/ from
@@ -27,9 +32,10 @@ usage() {
   cat <<'EOF'
 usage: tests/bench/run-bench.sh [options]
   --runs N            runs of every scenario per system (default 3; medians are reported)
-  --quick             short smoke run: 1 run, fewer connections and rates (~3 min)
+  --quick             short smoke run: 1 run, fewer connections and rates (~5 min)
   --systems LIST      comma-separated, from ssehub,nchan (default both)
-  --scenarios LIST    comma-separated, from idle,fanout,topics,storm,ingest (default all)
+  --scenarios LIST    comma-separated, from idle,idle-h2,fanout,topics,storm,storm-cold,ingest
+                      (default all)
   --build-dir DIR     where ssehub-node, ssehub-broker and tests/bench/ssehub-* are (default build/)
   --no-install        do not install missing Debian packages
   --no-build          do not (re)build
@@ -42,7 +48,8 @@ EOF
 RUNS=3
 QUICK=0
 SYSTEMS="ssehub,nchan"
-SCENARIOS="idle,fanout,topics,storm,ingest"
+ALL_SCENARIOS="idle,idle-h2,fanout,topics,storm,storm-cold,ingest"
+SCENARIOS=$ALL_SCENARIOS
 BUILD_DIR="$ROOT/build"
 DO_INSTALL=1
 DO_BUILD=1
@@ -71,6 +78,9 @@ while (($#)); do
   shift
 done
 [[ $RUNS =~ ^[1-9][0-9]?$ ]] || die "--runs takes 1..99"
+for scen in ${SCENARIOS//,/ }; do
+  [[ ",$ALL_SCENARIOS," == *",$scen,"* ]] || die "unknown scenario $scen (known: $ALL_SCENARIOS)"
+done
 
 if [[ -n $REPORT_ONLY ]]; then
   exec "$BENCH_DIR/lib/report.sh" "$REPORT_ONLY"
@@ -112,6 +122,8 @@ STORM_TOPICS=10       # the storm's clients are spread over this many topics
 STORM_FROM=10         # events per topic every client has before the storm
 STORM_BEHIND=100      # events per topic published while they are away
 SCENARIO_LIMIT=600    # seconds one scenario (all its steps, one run) may take
+H2_SHAPES="100x100 500x20"  # idle-h2: connections x streams per connection (10k streams)
+H2_HOLD=15            # idle-h2: seconds h2load holds its streams (its -T/-N), then ends
 
 # ---- dependencies and build -------------------------------------------------------
 
@@ -123,7 +135,7 @@ install_deps() {
   if [[ -x $ROOT/scripts/install-deps.sh ]]; then
     "$ROOT/scripts/install-deps.sh" >&2 || die "scripts/install-deps.sh failed"
   fi
-  for p in redis-server redis-tools nginx libnginx-mod-nchan jq curl; do
+  for p in redis-server redis-tools nginx libnginx-mod-nchan jq curl nghttp2-client iproute2; do
     pkg_installed "$p" || missing+=("$p")
   done
   command -v gnuplot >/dev/null 2>&1 || missing+=(gnuplot-nox)
@@ -245,29 +257,33 @@ BENCHPUB="$BUILD_DIR/tests/bench/ssehub-benchpub"
 # ---- machine ----------------------------------------------------------------------
 
 machine_json() {
-  local cpu kernel redis nginx nchan gp rev dirty
+  local cpu kernel redis nginx nchan gp rev dirty h2
   cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
   kernel=$(uname -sr)
   redis=$(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')
   nginx=$(nginx -v 2>&1 | sed 's#.*/##')
   nchan=$(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null)
   gp=$(gnuplot --version 2>/dev/null)
+  h2=$(h2load --version 2>/dev/null | head -n 1)
   rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
   dirty=$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo true || echo false)
   jq -n --arg cpu "$cpu" --arg kernel "$kernel" --arg redis "$redis" --arg nginx "$nginx" \
-    --arg nchan "$nchan" --arg gnuplot "$gp" --arg rev "$rev" --argjson dirty "$dirty" \
+    --arg nchan "$nchan" --arg gnuplot "$gp" --arg h2load "$h2" --arg rev "$rev" --argjson dirty "$dirty" \
     --argjson nproc "$(nproc)" --argjson mem_mb "$(awk '/^MemTotal/ { printf "%d", $2 / 1024 }' /proc/meminfo)" \
     --argjson nofile "$(ulimit -n)" --arg stamp "$STAMP" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" --argjson runs "$RUNS" --argjson quick "$QUICK" \
     --arg os "$(. /etc/os-release 2>/dev/null; echo "${PRETTY_NAME:-?}")" \
     --argjson params "$(jq -n --argjson step "$STEP_SECONDS" --argjson from "$STORM_FROM" \
       --argjson behind "$STORM_BEHIND" --argjson stopics "$STORM_TOPICS" --argjson lt "$LOADGEN_THREADS" \
       --argjson sources "$SOURCES" --argjson size "$PAYLOAD_SIZE" --arg ladder "$LADDER" --arg subs "$FANOUT_SUBS" \
+      --arg h2shapes "$H2_SHAPES" --argjson h2hold "$H2_HOLD" \
       '{step_seconds: $step, storm_from: $from, storm_behind: $behind, storm_topics: $stopics,
         loadgen_threads: $lt, sources: $sources, payload_size: $size,
+        h2_shapes: ($h2shapes | split(" ") | map(split("x") | map(tonumber) | {connections: .[0], streams_per_connection: .[1]})),
+        h2_hold_s: $h2hold,
         ladder: ($ladder | split(" ") | map(tonumber)), fanout_subscribers: ($subs | split(" ") | map(tonumber))}')" \
     '{stamp: $stamp, runs: $runs, quick: ($quick == 1), nproc: $nproc, cpu: $cpu, mem_mb: $mem_mb,
       kernel: $kernel, os: $os, open_files: $nofile, loadavg_at_start: $load, redis: $redis, nginx: $nginx,
-      nchan_package: $nchan, gnuplot: $gnuplot, ssehub_rev: $rev, ssehub_dirty: $dirty, params: $params}'
+      nchan_package: $nchan, gnuplot: $gnuplot, h2load: $h2load, ssehub_rev: $rev, ssehub_dirty: $dirty, params: $params}'
 }
 
 # ---- scenario pieces ----------------------------------------------------------------
@@ -340,6 +356,92 @@ scenario_idle() {
         bytes_per_conn: (if $connected > 0 then (($rss1 - $rss0) * 1024 / $connected | round) else null end),
         ok: ($connected == $conns), loadgen: $lg} + $cpu')"
     log "$tag: ${connected:-0} connected, RSS $rss0 -> $rss1 KiB ($(( (rss1 - rss0) * 1024 / (connected > 0 ? connected : 1) )) B/conn)"
+    system_stop
+  done
+}
+
+# ---- 1b. idle memory per HTTP/2 stream ------------------------------------------------
+
+# h2load_json FILE: the counts of h2load's final report as JSON (null when
+# it printed none, e.g. killed before its -T ended it).
+h2load_json() {
+  awk '
+    /^requests: / { gsub(/,/, ""); req = sprintf("\"total\":%d,\"started\":%d,\"done\":%d,\"succeeded\":%d,\"failed\":%d,\"errored\":%d,\"timeout\":%d", $2, $4, $6, $8, $10, $12, $14) }
+    /^status codes: / { gsub(/,/, ""); st = sprintf("\"status_2xx\":%d,\"status_3xx\":%d,\"status_4xx\":%d,\"status_5xx\":%d", $3, $5, $7, $9) }
+    /^traffic: / { n = split($0, p, /[()]/); tr = sprintf("\"bytes_total\":%d,\"bytes_headers\":%d,\"bytes_data\":%d", p[2], p[4], p[n - 1]) }
+    /^Application protocol: / { proto = $3 }
+    END { if (req != "" && st != "") print "{\"protocol\":\"" proto "\"," req "," st (tr != "" ? "," tr : "") "}"; else print "null" }' "$1" 2>/dev/null
+}
+
+# One HTTP/2 (h2c by prior knowledge) connection multiplexes streams; a
+# browser page with several EventSources on one origin opens them all on one
+# connection. h2load opens C connections with M streams each to one topic
+# and, as SSE responses never end, holds them until its own -T/-N (H2_HOLD s)
+# closes them and it prints its report. Memory is measured as in idle while
+# they are held; the streams are counted three ways: the server's side of
+# the established TCP connections (ss) before and after the RSS samples,
+# nchan's own subscriber count (nchan_stub_status; ssehub-node has no
+# metrics endpoint), and h2load's report: every stream answered 2xx and was
+# still open (ended by the timeout, none done) when the hold ended.
+scenario_idle_h2() {
+  local sys=$1 run=$2 shape conns per n tag rss0 rss1 s i est0 est1 held subs subs_min h2pid h2 line
+  for shape in $H2_SHAPES; do
+    conns=${shape%x*} per=${shape#*x}
+    n=$((conns * per))
+    tag="$sys/idle-h2-c$conns-m$per-r$run"
+    system_start "$sys" || { record_failure "$sys" idle-h2 "$run" "system did not start"; return; }
+    sleep 1
+    rss0=$(server_rss)
+    cpu_mark
+    start_bg "$tag-h2load" $((H2_HOLD + 30)) h2load -c "$conns" -m "$per" -n "$n" -t 1 \
+      -T "$H2_HOLD" -N "$H2_HOLD" -H 'Accept: text/event-stream' "$H2_URL"
+    h2pid=$BG_PID
+    # All connections up, with time to spare for the measurement before -T.
+    est0=0
+    for ((i = 0; i < (H2_HOLD - 6) * 10; i++)); do
+      est0=$(tcp_established "$H2_PORT")
+      ((est0 >= conns)) && break
+      alive "$h2pid" || break
+      sleep 0.1
+    done
+    sleep 2 # let the last streams' requests be handled
+    # The largest of a few samples while the streams are held.
+    rss1=0 subs_min=""
+    for i in 1 2 3 4; do
+      s=$(server_rss)
+      ((s > rss1)) && rss1=$s
+      subs=$(server_stream_count)
+      [[ -n $subs ]] && { [[ -z $subs_min ]] || ((subs < subs_min)); } && subs_min=$subs
+      sleep 0.5
+    done
+    est1=$(tcp_established "$H2_PORT")
+    held=0
+    alive "$h2pid" && held=1
+    wait_pid "$h2pid" $((H2_HOLD + 15)) || { log "$tag: h2load did not end; killing it"; stop_pid "$h2pid" 2; }
+    h2=$(h2load_json "$RAW/$tag-h2load.out")
+    record "$(jq -n --arg sys "$sys" --argjson run "$run" --argjson conns "$conns" --argjson per "$per" \
+      --argjson n "$n" --argjson est0 "$est0" --argjson est1 "$est1" --argjson held "$held" \
+      --argjson subs "${subs_min:-null}" --argjson rss0 "$rss0" --argjson rss1 "$rss1" \
+      --argjson h2 "$h2" --argjson cpu "$(cpu_delta_json)" --arg err "$(head -c 300 "$RAW/$tag-h2load.err" 2>/dev/null)" '
+      # streams known to be open through the whole measurement
+      (if $h2 == null or $est1 < $conns or $held == 0 then 0
+       else ([$h2.status_2xx, $h2.timeout, (if $subs != null then $subs else $n end)] | min) end) as $open
+      | {system: $sys, scenario: "idle-h2", run: $run, connections: $conns, streams_per_conn: $per,
+         streams: $n, streams_open: $open, established_before: $est0, established_after: $est1,
+         server_streams: $subs, rss_before_kb: $rss0, rss_held_kb: $rss1,
+         bytes_per_stream: (if $open > 0 then (($rss1 - $rss0) * 1024 / $open | round) else null end),
+         h2load: $h2,
+         reason: (if $h2 == null then "no h2load report" + (if $err != "" then ": \($err)" else "" end)
+                  elif $h2.protocol != "h2c" then "h2load spoke \($h2.protocol), not h2c"
+                  elif $h2.status_2xx < $n then "\($h2.status_2xx) of \($n) streams answered 2xx (3xx \($h2.status_3xx), 4xx \($h2.status_4xx), 5xx \($h2.status_5xx); \($h2.errored - $h2.timeout) reset or lost)"
+                  elif $est0 < $conns then "only \($est0) of \($conns) connections established"
+                  elif $held == 0 or $est1 < $conns then "the streams ended before the measurement did (\($est1) connections left)"
+                  elif $h2.timeout < $n then "only \($h2.timeout) of \($n) streams still open at the end of the hold (\($h2.done) ended early)"
+                  elif $subs != null and $subs < $n then "the server counted \($subs) of \($n) subscribers"
+                  else "" end)}
+      | .ok = (.reason == "") | . + $cpu')"
+    line=$(tail -n 1 "$RECORDS")
+    log "$tag: $(jq -r '"\(.streams_open) of \(.streams) streams open (\(.established_after) connections\(if .server_streams != null then ", server: \(.server_streams)" else "" end)), RSS \(.rss_before_kb) -> \(.rss_held_kb) KiB (\(.bytes_per_stream // "?") B/stream)\(if .reason != "" then "; \(.reason)" else "" end)"' <<<"$line")"
     system_stop
   done
 }
@@ -442,37 +544,78 @@ scenario_topics() { ladder "$1" "$2" topics "$TOPICS_SUBS" "$TOPICS_TOPICS"; }
 
 # ---- 4. reconnect storm ----------------------------------------------------------------
 
-scenario_storm() {
-  local sys=$1 run=$2 n=$STORM_CONNS k=$STORM_TOPICS tag res before after want=0 between
-  tag="$sys/storm-r$run"
-  system_start "$sys" || { record_failure "$sys" storm "$run" "system did not start"; return; }
+# storm SYS RUN VARIANT: STORM_CONNS clients over STORM_TOPICS topics read to
+# event STORM_FROM, all close, STORM_BEHIND more events per topic are
+# published and stored, and all reconnect at once with Last-Event-ID.
+#   warm: they come back to the same server, seconds later (loadgen --between)
+#   cold: while they are away the server is SIGKILLed and a new one started
+#         on the same port (Redis and ssehub's broker stay): a node failure,
+#         the clients reconnect to a server that has never seen their topics.
+scenario_storm() { storm "$1" "$2" warm; }
+scenario_storm_cold() { storm "$1" "$2" cold; }
+
+storm() {
+  local sys=$1 run=$2 variant=$3 n=$STORM_CONNS k=$STORM_TOPICS scen=storm tag res before after stored
+  local want=0 between_cmd lg_between=() restart_ms=null ready_ms=null t0 reason=""
+  [[ $variant == cold ]] && scen=storm-cold
+  tag="$sys/$scen-r$run"
+  system_start "$sys" || { record_failure "$sys" "$scen" "$run" "system did not start"; return; }
   before="$RAW/$tag-redis-before.json"
   after="$RAW/$tag-redis-after.json"
+  stored="$RAW/$tag-redis-stored.json"
   # While every client is away, lib/storm-between.sh publishes STORM_BEHIND
   # more events per topic, waits until they are stored and snapshots Redis'
-  # command counters: the storm's reads are counted from there.
+  # command counters: the warm storm's reads are counted from there. The
+  # cold one restarts the server after that and counts from the restart on
+  # (once Redis has seen the new server's start-up commands).
   pub_cmd "$k" 0 $((STORM_BEHIND * k)) $((STORM_FROM + 1))
   [[ $sys == ssehub ]] && want=$(( $(redis_calls "$REDIS_PORT" xadd) + (STORM_FROM + STORM_BEHIND) * k ))
-  between="$(printf '%q ' "$BENCH_DIR/lib/storm-between.sh" "$REDIS_PORT" "$want" "$before" \
-    "$RAW/$tag-between-pub.out" -- "${PUB[@]}")"
+  local between=("$BENCH_DIR/lib/storm-between.sh" "$REDIS_PORT" "$want")
+  if [[ $variant == warm ]]; then
+    between_cmd="$(printf '%q ' "${between[@]}" "$before" "$RAW/$tag-between-pub.out" -- "${PUB[@]}")"
+    lg_between=(--between "$between_cmd")
+  else
+    between+=("$stored" "$RAW/$tag-between-pub.out" -- "${PUB[@]}")
+  fi
+  # cold: without --between the load generator waits for "go" on stdin
   start_loadgen "$tag-loadgen" 400 --mode storm --url-template "$SUB_TEMPLATE" \
     --topics "$k" --connections "$n" --sources "$SOURCES" \
-    --storm-from "$STORM_FROM" --storm-to $((STORM_FROM + STORM_BEHIND)) --between "$between" --duration 60
+    --storm-from "$STORM_FROM" --storm-to $((STORM_FROM + STORM_BEHIND)) "${lg_between[@]}" --duration 60
   loadgen_ready 90 || log "$tag: the load generator never reported ready"
   sleep 1
   cpu_mark
   pub_cmd "$k" 0 $((STORM_FROM * k)) 1
   run_fg "$tag-pub" 60 "${PUB[@]}"
+  if [[ $variant == cold ]]; then
+    if wait_for_line "$LG_OUT" '"event" *: *"closed"' 90 "$LG_PID"; then
+      run_fg "$tag-between" 120 "${between[@]}"
+      t0=$(now_ms)
+      if server_restart; then
+        restart_ms=$(( $(now_ms) - t0 ))
+        ready_ms=$RESTART_READY_MS
+      else
+        reason="the server did not come back after the restart"
+      fi
+      redis_cmdstats "$REDIS_PORT" >"$before"
+      cpu_mark # the new server's CPU, from here
+    else
+      reason="the load generator never closed its streams"
+    fi
+    echo go >&7 2>/dev/null
+  fi
   loadgen_finish 200
   redis_cmdstats "$REDIS_PORT" >"$after"
   res=$(last_json "$LG_OUT")
   [[ -s $before ]] || echo '{}' >"$before"
-  record "$(jq -n --arg sys "$sys" --argjson run "$run" --argjson n "$n" --argjson k "$k" \
-    --argjson from "$STORM_FROM" --argjson behind "$STORM_BEHIND" --argjson lg "$res" \
+  [[ -s $stored ]] || echo '{}' >"$stored"
+  record "$(jq -n --arg sys "$sys" --arg scen "$scen" --arg variant "$variant" --argjson run "$run" --argjson n "$n" --argjson k "$k" \
+    --argjson from "$STORM_FROM" --argjson behind "$STORM_BEHIND" --argjson lg "$res" --arg reason "$reason" \
+    --argjson restart_ms "$restart_ms" --argjson ready_ms "$ready_ms" --slurpfile s "$stored" \
     --slurpfile b "$before" --slurpfile a "$after" --argjson cpu "$(cpu_delta_json)" '
-    ($b[0] // {}) as $b | ($a[0] // {}) as $a
-    | ([$a | keys[] | select(. != "info") | {key: ., value: ($a[.] - ($b[.] // 0))} | select(.value > 0)] | from_entries) as $d
-    | {system: $sys, scenario: "storm", run: $run, connections: $n, topics: $k,
+    def delta($x; $y): [$y | keys[] | select(. != "info") | {key: ., value: ($y[.] - ($x[.] // 0))} | select(.value > 0)] | from_entries;
+    ($b[0] // {}) as $b | ($a[0] // {}) as $a | ($s[0] // {}) as $s
+    | delta($b; $a) as $d
+    | {system: $sys, scenario: $scen, variant: $variant, run: $run, connections: $n, topics: $k,
        storm_from: $from, behind_per_topic: $behind, loadgen: $lg,
        redis_cmds: $d,
        redis_cmds_total: ([$d[]] | add // 0),
@@ -484,8 +627,15 @@ scenario_storm() {
                      if $sys == "ssehub"
                      then (n("^(fcall_ro|evalsha_ro|eval_ro)$") as $f | if $f > 0 then $f else n("^(xrange|xrevrange|xread)$") end)
                      else n("^(evalsha|eval)$") end),
-       ok: ($lg != null and ($lg.caught_up // 0) >= $n and ($lg.holes // 0) == 0 and ($lg.duplicates // 0) == 0)} + $cpu')"
-  log "$tag: $(jq -r 'if . == null then "no result" else "\(.caught_up // 0) caught up in \(.catchup_ms // "?") ms, holes \(.holes // "?"), dups \(.duplicates // "?")" end' <<<"$res"); Redis: $(jq -c . "$before" | head -c 0)$(tail -n 1 "$RECORDS" | jq -r '"\(.redis_reads) reads, \(.redis_cmds_total) commands"')"
+       reason: $reason,
+       ok: ($reason == "" and $lg != null and ($lg.caught_up // 0) >= $n and ($lg.holes // 0) == 0 and ($lg.duplicates // 0) == 0)}
+    # cold: how long the restart took (until the new server was ready, and
+    # until Redis had settled too) and the start-up commands of the new server
+    # (from the stored snapshot to the one after the restart; not counted)
+    + (if $variant == "cold" then {restart_ready_ms: $ready_ms, restart_ms: $restart_ms,
+                                   startup_cmds: (if $s == {} then null else delta($s; $b) end)} else {} end)
+    + $cpu')"
+  log "$tag: $(jq -r 'if . == null then "no result" else "\(.caught_up // 0) caught up in \(.catchup_ms // "?") ms, holes \(.holes // "?"), dups \(.duplicates // "?")" end' <<<"$res"); Redis: $(tail -n 1 "$RECORDS" | jq -r '"\(.redis_reads) reads, \(.redis_cmds_total) commands\(if .restart_ms != null then "; restart: ready after \(.restart_ready_ms) ms, settled after \(.restart_ms) ms, start-up commands (not counted): \(.startup_cmds | tojson)" else "" end)\(if .reason != "" then "; \(.reason)" else "" end)"')"
   system_stop
 }
 
@@ -564,6 +714,11 @@ done
 for t in redis-server redis-cli redis-benchmark nginx jq curl timeout; do
   command -v "$t" >/dev/null 2>&1 || die "$t not found (run without --no-install)"
 done
+if want idle-h2 "$SCENARIOS"; then
+  for t in h2load ss; do
+    command -v "$t" >/dev/null 2>&1 || die "$t not found, needed by idle-h2 (run without --no-install)"
+  done
+fi
 [[ -f $NCHAN_MODULE ]] || die "nchan module $NCHAN_MODULE not found (libnginx-mod-nchan)"
 
 if awk '{ exit !($1 > 1.0) }' /proc/loadavg; then
@@ -577,10 +732,10 @@ started=$SECONDS
 for ((run = 1; run <= RUNS; run++)); do
   for sys in ssehub nchan; do
     want "$sys" "$SYSTEMS" || continue
-    for scen in idle fanout topics storm ingest; do
+    for scen in ${ALL_SCENARIOS//,/ }; do
       want "$scen" "$SCENARIOS" || continue
       log "== run $run/$RUNS: $sys $scen"
-      "scenario_$scen" "$sys" "$run"
+      "scenario_${scen//-/_}" "$sys" "$run"
     done
   done
 done
@@ -591,7 +746,7 @@ log "measurements took $((SECONDS - started)) s"
 # Only a complete run (both systems, every scenario, not --quick) becomes
 # results/latest, BENCHMARKS.md and tests/bench/plot/; any other run gets its
 # report and charts inside its own results directory.
-if ((!QUICK)) && [[ $SYSTEMS == "ssehub,nchan" && $SCENARIOS == "idle,fanout,topics,storm,ingest" ]]; then
+if ((!QUICK)) && [[ $SYSTEMS == "ssehub,nchan" && $SCENARIOS == "$ALL_SCENARIOS" ]]; then
   rm -rf "$BENCH_DIR/results/latest"
   cp -r "$OUT_DIR" "$BENCH_DIR/results/latest"
   if ((DO_REPORT)); then

@@ -133,6 +133,31 @@ redis_calls() {
     awk -F'[:,=]' -v c="cmdstat_$2" '$1 == c { print $3; found = 1 } END { if (!found) print 0 }'
 }
 
+# redis_settle PORT: wait (at most 10 s) until Redis has counted no new
+# command for 0.5 s, INFO (ours) and PING (keep-alive probes) aside: a
+# server that just started has then sent its start-up commands.
+redis_settle() {
+  local i same=0 prev="" cur
+  for ((i = 0; i < 100; i++)); do
+    cur=$(redis-cli -p "$1" INFO commandstats 2>/dev/null | tr -d '\r' |
+      awk -F'[:,=]' '/^cmdstat_/ && $1 != "cmdstat_info" && $1 != "cmdstat_ping" { print $1, $3 }')
+    if [[ -n $prev && $cur == "$prev" ]]; then
+      ((++same >= 5)) && return 0
+    else
+      same=0
+    fi
+    prev=$cur
+    sleep 0.1
+  done
+  return 1
+}
+
+# ---- sockets -----------------------------------------------------------------
+
+# tcp_established PORT: established TCP connections whose local port is PORT
+# (the server's side of its clients' connections).
+tcp_established() { ss -Htn state established "( sport = :$1 )" 2>/dev/null | wc -l; }
+
 # ---- JSON --------------------------------------------------------------------
 
 # last_json FILE: the last line of FILE that is a JSON object and not an

@@ -38,6 +38,9 @@ def k: if . >= 1000000 then ((. / 1000000 | f(1)) + "M") elif . >= 1000 then ((.
 | ($idle1 | by("ssehub")) as $mi_s | ($idle1 | by("nchan")) as $mi_n
 | ($idleK | by("ssehub")) as $mk_s | ($idleK | by("nchan")) as $mk_n
 | ($s.storm | by("ssehub")) as $st_s | ($s.storm | by("nchan")) as $st_n
+| ($s.storm_cold // [] | by("ssehub")) as $sc_s | ($s.storm_cold // [] | by("nchan")) as $sc_n
+| ($s.idle_h2 // []) as $h2
+| ($h2 | map(select(.system == "ssehub" and .streams_per_conn == 100)) | first) as $h2_s
 | ($s.ingest | by("ssehub")) as $in_s | ($s.ingest | by("nchan")) as $in_n
 | [
 "# Benchmarks: ssehub vs nchan",
@@ -54,6 +57,11 @@ def k: if . >= 1000000 then ((. / 1000000 | f(1)) + "M") elif . >= 1000 then ((.
   ratio($mi_s.bytes_per_conn; $mi_n.bytes_per_conn), "≤ 0.1× and ≤ 1 KB",
   yes(if $mi_s.bytes_per_conn == null or $mi_n.bytes_per_conn == null then null
       else ($mi_s.bytes_per_conn <= 1024 and rawratio($mi_s.bytes_per_conn; $mi_n.bytes_per_conn) <= 0.1) end)] | row),
+(["RSS per idle HTTP/2 stream (100 per connection)", ($h2_s.bytes_per_stream | kb | u(" KB")),
+  ($mi_n.bytes_per_conn | kb | u(" KB per HTTP/1.1 connection")),
+  ratio($h2_s.bytes_per_stream; $mi_n.bytes_per_conn), "≤ 0.55× nchan's per-connection figure",
+  yes(if $h2_s.bytes_per_stream == null or $mi_n.bytes_per_conn == null then null
+      else (rawratio($h2_s.bytes_per_stream; $mi_n.bytes_per_conn) <= 0.55) end)] | row),
 (["RSS per idle connection, \(($mk_s.topics // $mk_n.topics) | int) topics", ($mk_s.bytes_per_conn | kb | u(" KB")), ($mk_n.bytes_per_conn | kb | u(" KB")),
   ratio($mk_s.bytes_per_conn; $mk_n.bytes_per_conn), "(no target)", ""] | row),
 ($subs[] as $n | ($fan | map(select(.subscribers == $n))) as $g | ($g | by("ssehub")) as $a | ($g | by("nchan")) as $b
@@ -70,15 +78,19 @@ def k: if . >= 1000000 then ((. / 1000000 | f(1)) + "M") elif . >= 1000 then ((.
 (["reconnect storm: time until all \($st_s.connections // $st_n.connections | int) are caught up", ($st_s.catchup_ms | int | u(" ms")), ($st_n.catchup_ms | int | u(" ms")),
   ratio($st_s.catchup_ms; $st_n.catchup_ms), "≤ 1,000 ms",
   yes(if $st_s == null then null else ($st_s.catchup_ms != null and $st_s.catchup_ms <= 1000 and $st_s.caught_up == $st_s.connections) end)] | row),
-(["reconnect storm: Redis reads (\($st_s.topics // $st_n.topics) topics)", ($st_s.redis_reads | int), ($st_n.redis_reads | int),
+(["reconnect storm: Redis reads (\($st_s.topics // $st_n.topics | int) topics)", ($st_s.redis_reads | int), ($st_n.redis_reads | int),
   ratio($st_s.redis_reads; $st_n.redis_reads), "≤ 1 per topic",
   yes(if $st_s == null then null else ($st_s.redis_reads <= $st_s.topics) end)] | row),
+(["reconnect storm on a restarted server: time until all \($sc_s.connections // $sc_n.connections | int) caught up", ($sc_s.catchup_ms | int | u(" ms")), ($sc_n.catchup_ms | int | u(" ms")),
+  ratio($sc_s.catchup_ms; $sc_n.catchup_ms), "≤ 1,000 ms",
+  yes(if $sc_s == null then null else ($sc_s.catchup_ms != null and $sc_s.catchup_ms <= 1000 and $sc_s.caught_up == $sc_s.connections and ($sc_s.reasons | length) == 0) end)] | row),
+(["reconnect storm on a restarted server: Redis reads (\($sc_s.topics // $sc_n.topics | int) topics)", ($sc_s.redis_reads | int), ($sc_n.redis_reads | int),
+  ratio($sc_s.redis_reads; $sc_n.redis_reads), "≤ 1 per topic",
+  yes(if $sc_s == null or $sc_s.redis_reads == null then null else ($sc_s.redis_reads <= $sc_s.topics) end)] | row),
 (["broker ingest, stored/s ÷ redis-benchmark FCALL/s",
   (if $in_s != null and $in_s.ok_runs == 0 then "incomplete in \($in_s.runs)/\($in_s.runs) runs (see 5.)" else ($in_s.ratio_to_fcall | f(2)) end),
   "–", "–", "≥ 0.5",
   yes(if $in_s == null then null elif $in_s.ratio_to_fcall == null then false else ($in_s.ratio_to_fcall >= 0.5) end)] | row),
-"",
-"Not measured by this harness: memory per HTTP/2 stream (the load generator speaks HTTP/1.1 only).",
 "",
 "## Machine",
 "",
@@ -91,6 +103,7 @@ def k: if . >= 1000000 then ((. / 1000000 | f(1)) + "M") elif . >= 1000 then ((.
 (["redis-server", $machine.redis] | row),
 (["nginx", $machine.nginx] | row),
 (["libnginx-mod-nchan", $machine.nchan_package] | row),
+(["h2load (HTTP/2 client of 1b)", ($machine.h2load // "–")] | row),
 (["ssehub", "\($machine.ssehub_rev)\(if $machine.ssehub_dirty then " + uncommitted changes" else "" end)"] | row),
 (["run", "\($machine.stamp), \($machine.runs) run(s), measurements took \($duration / 60 | f(1)) min"] | row),
 "",
@@ -111,6 +124,26 @@ def k: if . >= 1000000 then ((. / 1000000 | f(1)) + "M") elif . >= 1000 then ((.
   | ($s.idle | map(select(.topics == $i.topics and .system == "nchan")) | first) as $n
   | [.system, (.topics | int), (.connections | int), (.connected | int), ((.rss_before_kb / 1024) | f(1) | u(" MB")), ((.rss_held_kb / 1024) | f(1) | u(" MB")),
      (.bytes_per_conn | kb | u(" KB")), (if .system == "ssehub" then ratio(.bytes_per_conn; $n.bytes_per_conn) else "" end), (.loadgen_cpu_s | f(2) | u(" s"))] | row),
+"",
+"## 1b. Idle memory per HTTP/2 stream",
+"",
+"`h2load` (\($machine.h2load // "nghttp2")) opens C connections to the server's cleartext HTTP/2 port (h2c by prior knowledge: ssehub-node's only port; for nchan a second `listen ... http2` of the same nginx server) with M concurrent streams on each, all `GET` of one topic (`/events?topic=t0`, `/sub/t0`) with `Accept: text/event-stream`. SSE responses never end, so h2load holds every stream until its own timeout (`-T`/`-N` \($machine.params.h2_hold_s // 15) s) closes them. Per stream = (RSS while held − RSS before) ÷ streams open, RSS as in 1. *Streams open* counts the streams known to be open through the whole measurement: the server's side of the established TCP connections (`ss`) numbers C before and after the RSS samples; h2load's report says every stream got a `2xx` head and was still open when its timeout ended the hold (none ended earlier); and nchan's `nchan_stub_status` counted as many subscribers (ssehub-node has no metrics endpoint: its streams are checked by the connections and h2load's report only). 20 streams per connection is what a page with many EventSources on one origin opens; 100 fits both servers' limit of concurrent streams per connection (h2o 100, nginx 128).",
+"",
+(["system", "connections × streams", "streams open", "RSS before", "RSS held", "per stream", "ssehub / nchan", "per stream ÷ nchan HTTP/1.1 per connection", "problems"] | row),
+(["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---"] | row),
+($h2 | sort_by(-.streams_per_conn, .system) | .[] | . as $i
+  | ($h2 | map(select(.system == "nchan" and .connections == $i.connections and .streams_per_conn == $i.streams_per_conn)) | first) as $n
+  | [.system, "\(.connections | int) × \(.streams_per_conn | int)", "\(.streams_open | int) / \(.streams | int)",
+     ((.rss_before_kb // null) | if . == null then "–" else (. / 1024 | f(1) | u(" MB")) end),
+     ((.rss_held_kb // null) | if . == null then "–" else (. / 1024 | f(1) | u(" MB")) end),
+     (.bytes_per_stream | kb | u(" KB")),
+     (if .system == "ssehub" then ratio(.bytes_per_stream; $n.bytes_per_stream) else "" end),
+     ratio(.bytes_per_stream; $mi_n.bytes_per_conn),
+     (if .ok_runs < .runs then "held every stream in \(.ok_runs)/\(.runs) runs: " + (.reasons | join("; ")) else "" end)] | row),
+"",
+(if ($h2 | length) == 0 then "(not run)"
+ elif $mi_s == null and $mi_n == null then "(1. was not run, so there is no HTTP/1.1 figure to compare with.)"
+ else "For scale, HTTP/1.1 (1., 1 topic): ssehub \($mi_s.bytes_per_conn | kb | u(" KB")), nchan \($mi_n.bytes_per_conn | kb | u(" KB")) per connection." end),
 "",
 "## 2. Fan-out: 1 topic, rising publish rates",
 "",
@@ -154,15 +187,20 @@ def k: if . >= 1000000 then ((. / 1000000 | f(1)) + "M") elif . >= 1000 then ((.
 "",
 "## 4. Reconnect storm",
 "",
-"\($st_s // $st_n | if . == null then "" else "\(.connections | int) clients over \(.topics) topics all read to event \($machine.params.storm_from) of their topic, then all close; \(.behind_per_topic) more events per topic are published and stored; then all reconnect at once with `Last-Event-ID` (the load generator opens them as fast as it can, at most 500 connects in flight, \($machine.params.loadgen_threads) threads). *Catch-up* is the time from the first reconnect until the last client has every missed event. Redis commands are counted (`INFO commandstats`) from after the publish (once everything is stored) until the end. Redis counts the commands a function or script runs as well as the call itself, so *Redis reads* counts the top-level calls: ssehub's `FCALL_RO` (its `XRANGE`/`XREVRANGE` run inside), nchan's `EVALSHA` (its Lua scripts); *all Redis commands* includes those run inside." end)",
+"\($st_s // $st_n // $sc_s // $sc_n | if . == null then "" else "\(.connections | int) clients over \(.topics) topics all read to event \($machine.params.storm_from) of their topic, then all close; \(.behind_per_topic) more events per topic are published and stored; then all reconnect at once with `Last-Event-ID` (the load generator opens them as fast as it can, at most 500 connects in flight, \($machine.params.loadgen_threads) threads). Two variants: **warm** — the clients come back, within seconds, to the same server they left (what a network blip or a page reload looks like); **cold** — while they are away the server is killed (`SIGKILL`: ssehub-node; the nginx master and its workers) and a new one is started on the same port, and the clients come back once it is ready (ssehub: `/readyz`; nchan: `/healthz`): a node failure, where the clients reconnect to a server that has never seen their topics and has nothing of them in memory. Redis, and ssehub's broker, keep running. *Catch-up* is the time from the first reconnect until the last client has every missed event. Redis commands are counted (`INFO commandstats`) from after the publish (once everything is stored) until the end — in the cold variant from after the restart, once Redis has counted no new command for 0.5 s, so the new server's start-up commands (ssehub-node's `FUNCTION LOAD` and `PING` per thread, nchan's script checks and subscriptions) are not counted. Redis counts the commands a function or script runs as well as the call itself, so *Redis reads* counts the top-level calls: ssehub's `FCALL_RO` (its `XRANGE`/`XREVRANGE` run inside), nchan's `EVALSHA` (its Lua scripts); *all Redis commands* includes those run inside." end)",
 "",
-(["system", "caught up", "catch-up ms", "holes", "duplicates", "Redis reads", "all Redis commands", "loadgen CPU", "server CPU"] | row),
-(["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:"] | row),
-($s.storm | sort_by(.system) | .[] | [.system, "\(.caught_up | int) / \(.connections | int)", (.catchup_ms | int), (.holes | int), (.duplicates | int),
-   (.redis_reads | int), (.redis_cmds_total | int), (.loadgen_cpu_s | f(2) | u(" s")), (.server_cpu_s | f(2) | u(" s"))] | row),
+(["system", "variant", "caught up", "catch-up ms", "holes", "duplicates", "Redis reads", "all Redis commands", "loadgen CPU", "server CPU", "problems"] | row),
+(["---", "---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---"] | row),
+(($s.storm + ($s.storm_cold // [])) | sort_by(.system) | .[]
+  | [.system, (if .variant == "cold" then "cold (restarted server, ready after \(.restart_ready_ms | int) ms)" else "warm (same server)" end),
+     "\(.caught_up | int) / \(.connections | int)", (.catchup_ms | int), (.holes | int), (.duplicates | int),
+     (.redis_reads | int), (.redis_cmds_total | int), (.loadgen_cpu_s | f(2) | u(" s")), (.server_cpu_s | f(2) | u(" s")),
+     (.reasons // [] | join("; "))] | row),
 "",
-"Redis commands of the last run: \($s.storm | map("\(.system): `\(.redis_cmds_last | tojson)`") | join("; "))",
+"Server CPU of the cold variant is the new server's, from the restart on. Redis commands of the last run: \(($s.storm + ($s.storm_cold // [])) | map("\(.system) \(.variant): `\(.redis_cmds_last | tojson)`") | join("; "))",
 "",
+(($s.storm_cold // []) | map(select(.startup_cmds_last != null)) | if length == 0 then empty
+ else "Start-up commands of the restarted server, not counted above: \(map("\(.system): `\(.startup_cmds_last | tojson)`") | join("; "))\n" end),
 "## 5. Broker ingest",
 "",
 "ssehub: `ssehub-benchpub` sends \($in_s.count // 0 | int) plain `PUBLISH sse:t<k>` (64-byte payloads, 100 topics, pipelined, unpaced) and the broker turns each into `FCALL ssehub_publish`; *stored/s* is that count ÷ the time until Redis has counted as many more `FCALL`s (polled every 20 ms). Compared with `redis-benchmark -P 64` on the same Redis running the same `FCALL` directly, and a plain `PUBLISH` to a channel nobody reads. nchan has no broker: its figure is the rate of HTTP `POST /pub/<topic>` answered by nginx (8 keep-alive connections, up to 32 pipelined requests each), given for scale only.",
@@ -176,7 +214,7 @@ def k: if . >= 1000000 then ((. / 1000000 | f(1)) + "M") elif . >= 1000 then ((.
 "",
 "## How nchan was set up",
 "",
-"Debian's `nginx` \($machine.nginx) with `libnginx-mod-nchan` \($machine.nchan_package), from `tests/bench/nchan/nginx.conf.in`: `master_process on; worker_processes 2;` (the 2 cores, as `ssehub-node --threads 2`), `worker_rlimit_nofile 20000`, `worker_connections 20000`, `access_log off`, `listen ... backlog=4096`; Redis storage through an `upstream { nchan_redis_server ...; }` and `nchan_redis_pass` (nchan 1.3's recommended form of `nchan_use_redis`; its default *distributed* mode: messages are stored in Redis and reach the workers through Redis pub/sub); `nchan_subscriber eventsource` with `nchan_subscriber_first_message newest` (a new subscriber gets only new messages, as an ssehub stream without a cursor); `nchan_message_buffer_length 1000` and `nchan_message_timeout 1h` (the storm's 100 missed events stay available, like ssehub's 1,000-event history); `nchan_max_reserved_memory 256M` (10,000 channels do not fit the 32M default).",
+"Debian's `nginx` \($machine.nginx) with `libnginx-mod-nchan` \($machine.nchan_package), from `tests/bench/nchan/nginx.conf.in`: `master_process on; worker_processes 2;` (the 2 cores, as `ssehub-node --threads 2`), `worker_rlimit_nofile 20000`, `worker_connections 20000`, `access_log off`, `listen ... backlog=4096`; Redis storage through an `upstream { nchan_redis_server ...; }` and `nchan_redis_pass` (nchan 1.3's recommended form of `nchan_use_redis`; its default *distributed* mode: messages are stored in Redis and reach the workers through Redis pub/sub); `nchan_subscriber eventsource` with `nchan_subscriber_first_message newest` (a new subscriber gets only new messages, as an ssehub stream without a cursor); `nchan_message_buffer_length 1000` and `nchan_message_timeout 1h` (the storm's 100 missed events stay available, like ssehub's 1,000-event history); `nchan_max_reserved_memory 256M` (10,000 channels do not fit the 32M default); for 1b a second `listen 127.0.0.1:<port> http2` on the same server (HTTP/2 in clear text by prior knowledge, the default `http2_max_concurrent_streams 128`) and `nchan_stub_status` on `/nchan_status`.",
 "",
 "## Exact commands",
 "",

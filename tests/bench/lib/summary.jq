@@ -25,6 +25,23 @@ def cpu_medians:
     server_cpu_s: (map(.server_cpu_s) | median),
     redis_cpu_s: (map(.redis_cpu_s) | median),
     broker_cpu_s: (map(.broker_cpu_s) | median) };
+# a storm variant (warm: "storm", cold: "storm-cold"), per system
+def storms(scen):
+  [.[] | select(.scenario == scen)] | group_by(.system) | map(
+    { system: .[0].system, variant: (.[0].variant // "warm"), connections: .[0].connections, topics: .[0].topics,
+      behind_per_topic: .[0].behind_per_topic, runs: length, ok_runs: (map(select(.ok)) | length),
+      caught_up: (map(.loadgen.caught_up) | median),
+      catchup_ms: (map(.loadgen.catchup_ms) | median),
+      catchup_ms_runs: map(.loadgen.catchup_ms),
+      holes: (map(.loadgen.holes // 0) | add),
+      duplicates: (map(.loadgen.duplicates // 0) | add),
+      redis_reads: (map(.redis_reads) | median),
+      redis_cmds_total: (map(.redis_cmds_total) | median),
+      redis_cmds_last: (last | .redis_cmds),
+      restart_ready_ms: (map(.restart_ready_ms) | median),
+      restart_ms: (map(.restart_ms) | median),
+      startup_cmds_last: (last | .startup_cmds),
+      reasons: (map(.reason // "" | select(. != "")) | unique) } + cpu_medians);
 
 ($m[0].params.ladder // [] | max // 0) as $top
 | map(select(.failed_to_run | not)) as $r
@@ -37,6 +54,19 @@ def cpu_medians:
       bytes_per_conn_runs: map(.bytes_per_conn),
       rss_before_kb: (map(.rss_before_kb) | median),
       rss_held_kb: (map(.rss_held_kb) | median) } + cpu_medians)),
+
+  # per HTTP/2 shape; figures are medians over the runs that held every
+  # stream (over all runs when none did)
+  idle_h2: ([$r[] | select(.scenario == "idle-h2")] | group_by([.system, .connections, .streams_per_conn]) | map(
+    (if any(.ok) then map(select(.ok)) else . end) as $use
+    | { system: .[0].system, connections: .[0].connections, streams_per_conn: .[0].streams_per_conn,
+        streams: .[0].streams, runs: length, ok_runs: (map(select(.ok)) | length),
+        streams_open: ($use | map(.streams_open) | median),
+        bytes_per_stream: (if any(.ok) then ($use | map(.bytes_per_stream) | median) else null end),
+        bytes_per_stream_runs: map(.bytes_per_stream),
+        rss_before_kb: ($use | map(.rss_before_kb) | median),
+        rss_held_kb: ($use | map(.rss_held_kb) | median),
+        reasons: (map(.reason // "" | select(. != "")) | unique) } + ($use | cpu_medians))),
 
   ladders: ([$r[] | select(.scenario == "fanout" or .scenario == "topics")]
     | group_by([.system, .scenario, .subscribers, .topics]) | map(
@@ -70,17 +100,8 @@ def cpu_medians:
       # the top of the ladder was clean: the real limit is higher
       | .ladder_top_clean = (.max_ok_target != null and .max_ok_target >= $top))),
 
-  storm: ([$r[] | select(.scenario == "storm")] | group_by(.system) | map(
-    { system: .[0].system, connections: .[0].connections, topics: .[0].topics,
-      behind_per_topic: .[0].behind_per_topic, runs: length, ok_runs: (map(select(.ok)) | length),
-      caught_up: (map(.loadgen.caught_up) | median),
-      catchup_ms: (map(.loadgen.catchup_ms) | median),
-      catchup_ms_runs: map(.loadgen.catchup_ms),
-      holes: (map(.loadgen.holes // 0) | add),
-      duplicates: (map(.loadgen.duplicates // 0) | add),
-      redis_reads: (map(.redis_reads) | median),
-      redis_cmds_total: (map(.redis_cmds_total) | median),
-      redis_cmds_last: (last | .redis_cmds) } + cpu_medians)),
+  storm: ($r | storms("storm")),
+  storm_cold: ($r | storms("storm-cold")),
 
   ingest: ([$r[] | select(.scenario == "ingest")] | group_by(.system) | map(
     { system: .[0].system, method: .[0].method, count: .[0].count, runs: length,

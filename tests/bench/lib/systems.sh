@@ -8,7 +8,10 @@
 #   SERVER_PORT     the HTTP port subscribers connect to
 #   SUB_TEMPLATE    subscriber URL with %d for the topic number
 #   PUB_ARGS        ssehub-benchpub arguments that publish to topic %d
-# and server_pids / aux_pids print the processes to sample.
+#   H2_PORT, H2_URL the port HTTP/2 clients (h2c by prior knowledge) connect
+#                   to, and the stream URL of topic t0 there
+# server_pids prints the processes to sample; server_restart kills the server
+# and starts a new one on the same ports (Redis and the broker stay).
 
 # shellcheck disable=SC2034 # set here, read by run-bench.sh
 SYS_NAME=""
@@ -20,7 +23,10 @@ BROKER_PID=""
 SERVER_PORT=""
 SUB_TEMPLATE=""
 PUB_ARGS=()
+H2_PORT=""
+H2_URL=""
 SYS_SEQ=0
+NODE_THREADS=2  # ssehub-node --threads, = nginx's worker_processes
 
 NCHAN_MODULE=${NCHAN_MODULE:-/usr/lib/nginx/modules/ngx_nchan_module.so}
 
@@ -49,6 +55,18 @@ start_redis() {
 # http_status URL: the status code of a GET (000 when nothing answers).
 http_status() { curl -s -o /dev/null -m 2 -w '%{http_code}' "$1" 2>/dev/null || true; }
 
+# start_node: ssehub-node on SERVER_PORT, talking to REDIS_PORT (its log is
+# appended to, so a restarted node's follows the first one's).
+start_node() {
+  logcmd "$BUILD_DIR/ssehub-node" --redis-url "redis://127.0.0.1:$REDIS_PORT" \
+    --listen "127.0.0.1:$SERVER_PORT" --threads "$NODE_THREADS" --log-level warn
+  "$BUILD_DIR/ssehub-node" --redis-url "redis://127.0.0.1:$REDIS_PORT" \
+    --listen "127.0.0.1:$SERVER_PORT" --threads "$NODE_THREADS" --log-level warn \
+    >>"$SYS_DIR/node.log" 2>&1 &
+  SERVER_PID=$!
+  track "$SERVER_PID"
+}
+
 start_ssehub() {
   local i
   start_redis "$SYS_DIR/redis" || return 1
@@ -58,18 +76,15 @@ start_ssehub() {
   BROKER_PID=$!
   track "$BROKER_PID"
   SERVER_PORT=$(free_port) || { log "no free port for ssehub-node"; return 1; }
-  logcmd "$BUILD_DIR/ssehub-node" --redis-url "redis://127.0.0.1:$REDIS_PORT" \
-    --listen "127.0.0.1:$SERVER_PORT" --threads 2 --log-level warn
-  "$BUILD_DIR/ssehub-node" --redis-url "redis://127.0.0.1:$REDIS_PORT" \
-    --listen "127.0.0.1:$SERVER_PORT" --threads 2 --log-level warn \
-    >"$SYS_DIR/node.log" 2>&1 &
-  SERVER_PID=$!
-  track "$SERVER_PID"
+  start_node
   for ((i = 0; i < 100; i++)); do
     if [[ $(http_status "http://127.0.0.1:$SERVER_PORT/readyz") == 200 &&
       $(redis-cli -p "$REDIS_PORT" PUBSUB NUMPAT 2>/dev/null) -ge 1 ]]; then
       SUB_TEMPLATE="http://127.0.0.1:$SERVER_PORT/events?topic=t%d"
       PUB_ARGS=(--redis "127.0.0.1:$REDIS_PORT" --channel-template 'sse:t%d')
+      # The same cleartext port speaks h2c by prior knowledge.
+      H2_PORT=$SERVER_PORT
+      H2_URL="http://127.0.0.1:$SERVER_PORT/events?topic=t0"
       return 0
     fi
     if ! alive "$SERVER_PID" || ! alive "$BROKER_PID"; then break; fi
@@ -79,19 +94,25 @@ start_ssehub() {
   return 1
 }
 
+# start_nginx: nginx with this instance's nginx.conf (written by start_nchan).
+start_nginx() {
+  logcmd nginx -p "$SYS_DIR" -e "$SYS_DIR/error.log" -c "$SYS_DIR/nginx.conf"
+  nginx -p "$SYS_DIR" -e "$SYS_DIR/error.log" -c "$SYS_DIR/nginx.conf" \
+    >>"$SYS_DIR/nginx.out" 2>&1 &
+  SERVER_PID=$!
+  track "$SERVER_PID"
+}
+
 start_nchan() {
   local i code
   start_redis "$SYS_DIR/redis" || return 1
   SERVER_PORT=$(free_port) || { log "no free port for nginx"; return 1; }
+  H2_PORT=$(free_port) || { log "no free port for nginx (h2c)"; return 1; }
   mkdir -p "$SYS_DIR"/{body,proxy,fastcgi,uwsgi,scgi}
-  sed -e "s#@DIR@#$SYS_DIR#g" -e "s#@PORT@#$SERVER_PORT#g" \
+  sed -e "s#@DIR@#$SYS_DIR#g" -e "s#@PORT@#$SERVER_PORT#g" -e "s#@H2PORT@#$H2_PORT#g" \
     -e "s#@RPORT@#$REDIS_PORT#g" -e "s#@MODULE@#$NCHAN_MODULE#g" \
     "$BENCH_DIR/nchan/nginx.conf.in" >"$SYS_DIR/nginx.conf"
-  logcmd nginx -p "$SYS_DIR" -e "$SYS_DIR/error.log" -c "$SYS_DIR/nginx.conf"
-  nginx -p "$SYS_DIR" -e "$SYS_DIR/error.log" -c "$SYS_DIR/nginx.conf" \
-    >"$SYS_DIR/nginx.out" 2>&1 &
-  SERVER_PID=$!
-  track "$SERVER_PID"
+  start_nginx
   for ((i = 0; i < 100; i++)); do
     # A publish answers 201/202 only once the workers reach Redis.
     code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' -X POST -d warmup \
@@ -103,6 +124,9 @@ start_nchan() {
       # as the Redis publisher pipelines: one request at a time would cap a
       # single topic at one publish per round trip.
       PUB_ARGS=(--http-template "http://127.0.0.1:$SERVER_PORT/pub/t%d" --window 32)
+      # h2c by prior knowledge on a second listen of the same server.
+      # shellcheck disable=SC2034 # read by run-bench.sh
+      H2_URL="http://127.0.0.1:$H2_PORT/sub/t0"
       return 0
     fi
     alive "$SERVER_PID" || break
@@ -133,6 +157,62 @@ server_pids() {
   echo "$SERVER_PID"
   [[ $SYS_NAME == nchan ]] && children_of "$SERVER_PID"
   return 0
+}
+
+# server_restart: a node failure and its replacement. SIGKILLs the server
+# (ssehub-node; the nginx master and its workers, all at once), starts a new
+# one on the same ports with the same settings, and returns once it is ready
+# (ssehub: /readyz answers 200 and Redis has counted a FUNCTION LOAD from each
+# of its threads; nchan: /healthz answers 200 and all its workers run) and
+# Redis has counted no new command for 0.5 s, so that the new server's
+# start-up commands are over. Redis and ssehub's broker keep running. Sets
+# RESTART_READY_MS: from the SIGKILL until the new server was ready (the
+# settling aside). Returns 1 if the server did not come back.
+RESTART_READY_MS=""
+server_restart() {
+  local pids p i f0=0 ok=0 t0
+  RESTART_READY_MS=""
+  mapfile -t pids < <(server_pids)
+  ((${#pids[@]})) || return 1
+  [[ $SYS_NAME == ssehub ]] && f0=$(redis_calls "$REDIS_PORT" 'function|load')
+  t0=$(now_ms)
+  kill -KILL "${pids[@]}" 2>/dev/null
+  for p in "${pids[@]}"; do
+    wait_pid "$p" 10 || { log "server process $p survived SIGKILL"; return 1; }
+  done
+  SERVER_PID=""
+  case $SYS_NAME in
+  ssehub) start_node ;;
+  nchan) start_nginx ;;
+  esac
+  for ((i = 0; i < 200; i++)); do
+    if [[ $SYS_NAME == ssehub ]]; then
+      [[ $(http_status "http://127.0.0.1:$SERVER_PORT/readyz") == 200 ]] &&
+        (($(redis_calls "$REDIS_PORT" 'function|load') >= f0 + NODE_THREADS)) && ok=1
+    else
+      [[ $(http_status "http://127.0.0.1:$SERVER_PORT/healthz") == 200 ]] &&
+        (($(children_of "$SERVER_PID" | wc -l) >= NODE_THREADS)) && ok=1
+    fi
+    ((ok)) && break
+    alive "$SERVER_PID" || break
+    sleep 0.05
+  done
+  if ((!ok)); then
+    log "$SYS_NAME did not come back after the restart: $(tail -n 3 "$SYS_DIR/node.log" "$SYS_DIR/error.log" 2>/dev/null)"
+    return 1
+  fi
+  RESTART_READY_MS=$(( $(now_ms) - t0 ))
+  redis_settle "$REDIS_PORT" || log "warning: Redis did not settle within 10 s of the restart"
+  return 0
+}
+
+# server_stream_count: the streams the server says it holds, where it can
+# tell (nchan: the subscribers of nchan_stub_status, over all workers);
+# nothing for ssehub, whose node has no metrics endpoint.
+server_stream_count() {
+  [[ $SYS_NAME == nchan ]] || return 0
+  curl -s -m 2 "http://127.0.0.1:$SERVER_PORT/nchan_status" 2>/dev/null |
+    awk -F': *' '$1 == "subscribers" { print $2 + 0 }'
 }
 
 # server_rss / server_cpu: the server processes' summed VmRSS (KiB) and CPU
@@ -174,7 +254,7 @@ system_stop() {
   fi
   [[ -n $BROKER_PID ]] && stop_pid "$BROKER_PID" 5
   [[ -n $REDIS_PID ]] && stop_pid "$REDIS_PID" 5
-  SERVER_PID="" BROKER_PID="" REDIS_PID=""
+  SERVER_PID="" BROKER_PID="" REDIS_PID="" H2_PORT="" H2_URL=""
   # Keep the servers' own logs with the results (warnings, crashes).
   if [[ -n ${RAW:-} && -d $SYS_DIR ]]; then
     for p in "$SYS_DIR"/*.log "$SYS_DIR"/redis/redis.log; do

@@ -135,15 +135,17 @@ local function publish(keys, args)
     return redis.error_reply('ERR ssehub: fence and in need the metadata key (FCALL ssehub_publish 2 ...)')
   end
   local record = {}
+  local state = {}
+  if fence or pos then state = redis.call('HMGET', meta, 'epoch', 'in') end
   if fence then
-    local seen = tonumber(redis.call('HGET', meta, 'epoch') or '')
+    local seen = tonumber(state[1] or '')
     if seen and seen > tonumber(fence) then return redis.error_reply('ERR ssehub: fenced') end
     if not seen or seen < tonumber(fence) then
       table.insert(record, 'epoch'); table.insert(record, fence)
     end
   end
   if pos then
-    local stored = redis.call('HGET', meta, 'in')
+    local stored = state[2] or nil
     if stored and parse_pos(stored) and not pos_after(pos, stored) then
       -- a newer leader's resend still fences the older one
       if #record > 0 then redis.call('HSET', meta, unpack(record)) end

@@ -74,7 +74,7 @@ cmds=$(
   for sys in ssehub nchan; do
     for pat in "redis-server" "ssehub-broker" "ssehub-node" "nginx -p" "--mode idle" "h2load" "--mode fanout" \
       "--channel-template|--http-template" "--mode storm" "redis-benchmark -p [0-9]+ -n [0-9]+ -P 64 -q FCALL" \
-      "redis-benchmark -p [0-9]+ -n [0-9]+ -P 64 -q PUBLISH"; do
+      "-q FCALL ssehub_publish 2" "redis-benchmark -p [0-9]+ -n [0-9]+ -P 64 -q PUBLISH"; do
       line=$(grep -E -m1 -- "^$sys: .*($pat)" "$DIR/commands.log" 2>/dev/null || true)
       [[ -n $line ]] || continue
       key=${pat%%|*}

@@ -108,7 +108,9 @@ def storms(scen):
       ok_runs: (map(select(.ok)) | length),
       stored_per_s: (map(.stored_per_s) | median),
       redis_benchmark_fcall_per_s: (map(.redis_benchmark_fcall_per_s) | median),
+      redis_benchmark_fenced_per_s: (map(.redis_benchmark_fenced_per_s // null) | median),
       redis_benchmark_publish_per_s: (map(.redis_benchmark_publish_per_s) | median),
       ratio_to_fcall: (map(.ratio_to_fcall) | median),
+      ratio_to_fenced: (map(.ratio_to_fenced // null) | median),
       reasons: (map(.reason // "" | select(. != "")) | unique) } + cpu_medians))
 }

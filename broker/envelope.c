@@ -99,7 +99,7 @@ static int netstring_append(buf_t *out, const char *s, size_t n)
 
 /* Stores one name/value pair of a live message into *ev; returns 0, or -1
  * for a repeated or invalid known field. Unknown names are ignored. */
-static int envelope_take_field(envelope_t *ev, const char *name, size_t nlen, const char *v, size_t vlen)
+int envelope_take_field(envelope_t *ev, const char *name, size_t nlen, const char *v, size_t vlen)
 {
     if (nlen == 4 && memcmp(name, "data", 4) == 0) {
         if (ev->data != NULL)
@@ -116,6 +116,10 @@ static int envelope_take_field(envelope_t *ev, const char *name, size_t nlen, co
     } else if (nlen == 5 && memcmp(name, "retry", 5) == 0) {
         if (ev->retry >= 0 || parse_retry(v, vlen, &ev->retry) != 0)
             return -1;
+    } else if (nlen == 7 && memcmp(name, "private", 7) == 0) {
+        ev->is_private = 1;
+    } else if (nlen == 6 && memcmp(name, "topics", 6) == 0) {
+        ev->topics = v, ev->topics_len = vlen;
     }
     return 0;
 }

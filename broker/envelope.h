@@ -23,12 +23,19 @@ typedef struct envelope {
     const char *type; size_t type_len;   /* SSE event type */
     const char *mid; size_t mid_len;     /* publisher-supplied id */
     long retry;                          /* -1 when absent */
+    int is_private;                      /* Mercure private update (field private) */
+    const char *topics; size_t topics_len; /* JSON array of all topics of a multi-topic update */
 } envelope_t;
 
 /* Decodes a live message; unknown field names are skipped (forward
  * compatible). Returns 0, or -1 when malformed or `data` or the id is
  * missing. */
 int envelope_decode_live(const char *msg, size_t len, envelope_t *out);
+
+/* Stores one stored-entry or live-message field (data, type, retry, mid,
+ * private, topics) into *ev, pointing into v; returns 0, or -1 for a
+ * repeated or invalid known field. Unknown names (prev) are ignored. */
+int envelope_take_field(envelope_t *ev, const char *name, size_t nlen, const char *v, size_t vlen);
 
 /* Encodes an event the same way the Lua publish function does (used by
  * tests and the fuzz target to round-trip); returns 0 or -ENOMEM. */

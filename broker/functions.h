@@ -36,6 +36,9 @@ extern const size_t ssehub_functions_lua_len;
 /* FCALL_RO ssehub_read 1 <stream key> <after> <count>
  * -> see functions.lua. */
 #define SSEHUB_FN_READ "ssehub_read"
+/* FCALL_RO ssehub_resolve 1 <P{topic}:m> <mid> -> the entry id last
+ * published with that publisher id, or nil. */
+#define SSEHUB_FN_RESOLVE "ssehub_resolve"
 
 /* True when a Redis error reply means the library is not loaded. */
 int functions_missing_error(const char *errstr, size_t len);

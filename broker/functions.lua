@@ -12,11 +12,21 @@
 --
 -- The topic's metadata hash P{topic}:m (same slot) holds, for brokers:
 -- epoch = the highest leader epoch that wrote the topic (fencing), and
--- in = the highest ingest position stored ("M.n", see broker/ingest_pos.h).
+-- in = the highest ingest position stored ("M.n", see broker/ingest_pos.h);
+-- and the publisher-id index: i:<mid> = the entry id of the newest event
+-- published with that id (when the call names the metadata key), pruned
+-- of entries that left the stream.
+--
+-- Mercure updates add the fields private = '1' (only subscribers whose
+-- token allows one of the update's topics get it) and, for an update with
+-- several topics (stored once in each topic's stream), topics = a JSON
+-- array of all of them, canonical first.
 
 local DEFAULT_MAXLEN = 1000
 local DEFAULT_MAXAGE = 86400
 local MAX_FIELD = 256
+local MAX_TOPICS = 64
+local MAX_TOPICS_FIELD = 65536
 
 -- Splits "ms-seq" into two numbers; nil when malformed.
 local function parse_id(id)
@@ -61,6 +71,29 @@ local function pos_after(a, b)
   return an > bn
 end
 
+-- Drops the publisher-id index entries of events no longer in the stream,
+-- once the index has grown to about twice the stream's length limit (so the
+-- scan is paid once per ~maxlen publishes; `~` trimming keeps up to about
+-- 100 entries more than maxlen).
+local function prune_index(key, meta, maxlen)
+  if redis.call('HLEN', meta) <= 2 * maxlen + 256 then return end
+  local first = redis.call('XRANGE', key, '-', '+', 'COUNT', 1)
+  if #first == 0 then return end
+  local oldest = first[1][1]
+  local cursor, gone = '0', {}
+  repeat
+    local page = redis.call('HSCAN', meta, cursor, 'MATCH', 'i:*', 'COUNT', 500)
+    cursor = page[1]
+    local kv = page[2]
+    for j = 1, #kv, 2 do
+      if id_less(kv[j + 1], oldest) then gone[#gone + 1] = kv[j] end
+    end
+  until cursor == '0'
+  for j = 1, #gone, 500 do
+    redis.call('HDEL', meta, unpack(gone, j, math.min(j + 499, #gone)))
+  end
+end
+
 local function netstring(s)
   return #s .. ':' .. s .. ','
 end
@@ -94,7 +127,7 @@ local function publish(keys, args)
   if data == nil then return redis.error_reply('ERR ssehub: data is required') end
   local fields = {'data', data}
   local maxlen, maxage = DEFAULT_MAXLEN, DEFAULT_MAXAGE
-  local fence, pos
+  local fence, pos, private, topics
   local i = 2
   while i <= #args do
     local name, value = args[i], args[i + 1]
@@ -112,6 +145,20 @@ local function publish(keys, args)
         return redis.error_reply('ERR ssehub: bad event id')
       end
       table.insert(fields, 'mid'); table.insert(fields, value)
+    elseif name == 'private' then
+      private = true
+    elseif name == 'topics' then
+      if #value > MAX_TOPICS_FIELD then return redis.error_reply('ERR ssehub: topics too long') end
+      local ok, list = pcall(cjson.decode, value)
+      if not ok or type(list) ~= 'table' or #list < 1 or #list > MAX_TOPICS then
+        return redis.error_reply('ERR ssehub: topics must be a JSON array of 1..' .. MAX_TOPICS .. ' strings')
+      end
+      for _, t in ipairs(list) do
+        if type(t) ~= 'string' or #t == 0 then
+          return redis.error_reply('ERR ssehub: topics must be a JSON array of 1..' .. MAX_TOPICS .. ' strings')
+        end
+      end
+      topics = value
     elseif name == 'maxlen' then
       maxlen = tonumber(value)
       if not maxlen or maxlen < 1 then return redis.error_reply('ERR ssehub: bad maxlen') end
@@ -153,6 +200,8 @@ local function publish(keys, args)
     end
     table.insert(record, 'in'); table.insert(record, pos)
   end
+  if private then table.insert(fields, 'private'); table.insert(fields, '1') end
+  if topics then table.insert(fields, 'topics'); table.insert(fields, topics) end
   table.insert(fields, 'prev')
   table.insert(fields, last_generated(key) or '0-0')
 
@@ -161,8 +210,18 @@ local function publish(keys, args)
   local cutoff = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - maxage * 1000
   if cutoff > 0 then redis.call('XTRIM', key, 'MINID', '~', cutoff) end
   redis.call('PEXPIRE', key, maxage * 1000)
+  local mid = nil
+  for j = 1, #fields, 2 do
+    if fields[j] == 'mid' then mid = fields[j + 1] end
+  end
+  if meta and mid then
+    table.insert(record, 'i:' .. mid); table.insert(record, id)
+  end
   if #record > 0 then redis.call('HSET', meta, unpack(record)) end
-  if meta then redis.call('PEXPIRE', meta, maxage * 1000) end
+  if meta then
+    redis.call('PEXPIRE', meta, maxage * 1000)
+    if mid then prune_index(key, meta, maxlen) end
+  end
 
   local msg = {netstring(id)}
   for j = 1, #fields - 2 do msg[#msg + 1] = netstring(fields[j]) end
@@ -224,6 +283,17 @@ local function read(keys, args)
   return {status, position, entries}
 end
 
+-- FCALL_RO ssehub_resolve 1 <metadata key> <mid>
+-- Returns the entry id of the newest event of the topic published with the
+-- publisher id <mid>, or nil when none is indexed (never published with the
+-- metadata key named, or trimmed away).
+local function resolve(keys, args)
+  if not keys[1] or not args[1] or string.sub(keys[1], -2) ~= ':m' then
+    return redis.error_reply('ERR ssehub: usage: ssehub_resolve 1 <P{topic}:m> <mid>')
+  end
+  return redis.call('HGET', keys[1], 'i:' .. args[1])
+end
+
 -- FCALL ssehub_lease_renew 1 <lease key> <value> <ms>
 -- Extends the broker leader lease by ms when it still holds value (ours);
 -- returns 1, or 0 when it is gone or someone else's.
@@ -274,3 +344,4 @@ redis.register_function('ssehub_lease_renew', lease_renew)
 redis.register_function('ssehub_lease_release', lease_release)
 redis.register_function('ssehub_next', next_value)
 redis.register_function{function_name = 'ssehub_read', callback = read, flags = {'no-writes'}}
+redis.register_function{function_name = 'ssehub_resolve', callback = resolve, flags = {'no-writes'}}

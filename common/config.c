@@ -46,6 +46,8 @@ static int check_listen_optional(const char *v, char *why, size_t whylen);
 static int check_redis_url(const char *v, char *why, size_t whylen);
 static int check_prefix(const char *v, char *why, size_t whylen);
 static int check_log_level(const char *v, char *why, size_t whylen);
+static int check_jwt_algorithm(const char *v, char *why, size_t whylen);
+static int check_cors_origins(const char *v, char *why, size_t whylen);
 
 #define NODE CONFIG_FOR_NODE
 #define BROKER CONFIG_FOR_BROKER
@@ -107,6 +109,20 @@ static const opt_t options[] = {
      "with tls_cert: an extra cleartext port (HTTP/1.1, h2c) for a load balancer; empty = none"},
     {"http2_max_stream_starts", LONG(http2_max_stream_starts), "200", NODE, 1, 1000000, NULL, 0, "N",
      "HTTP/2 streams one connection may start in a second; beyond it the connection is cut (Rapid Reset)"},
+    {"jwt_key", STR(jwt_key), "", NODE, 0, 0, NULL, 1, "KEY",
+     "JWT key: the HS256 secret, or for RS256 the path of a PEM public key; empty = no tokens (publishing over HTTP off)"},
+    {"jwt_algorithm", STR(jwt_algorithm), "HS256", NODE, 0, 0, check_jwt_algorithm, 0, "ALG",
+     "JWT signature algorithm: HS256 or RS256"},
+    {"jwt_publisher_key", STR(jwt_publisher_key), "", NODE, 0, 0, NULL, 1, "KEY",
+     "publishers' JWT key when it differs from jwt_key"},
+    {"jwt_subscriber_key", STR(jwt_subscriber_key), "", NODE, 0, 0, NULL, 1, "KEY",
+     "subscribers' JWT key when it differs from jwt_key"},
+    {"jwt_key_previous", STR(jwt_key_previous), "", NODE, 0, 0, NULL, 1, "KEY",
+     "a second key accepted for publishers and subscribers while keys are rotated"},
+    {"subscribe_anonymous", BOOL(subscribe_anonymous), "true", NODE, 0, 1, NULL, 0, "BOOL",
+     "streams without a token are allowed (they get public updates only)"},
+    {"cors_origins", STR(cors_origins), "", NODE, 0, 0, check_cors_origins, 0, "ORIGINS",
+     "origins allowed to subscribe and publish from pages elsewhere: * or a space-separated list; empty = none"},
     {"replay_memory_events", LONG(replay_memory_events), "256", NODE, 0, 100000, NULL, 0, "N",
      "last events of each active topic a node keeps in memory to serve resumes without Redis; 0 = off"},
 };
@@ -362,6 +378,34 @@ static int check_log_level(const char *v, char *why, size_t whylen)
         if (strcmp(v, levels[i]) == 0)
             return 0;
     return fail(why, whylen, "is not one of debug, info, warn, error");
+}
+
+static int check_jwt_algorithm(const char *v, char *why, size_t whylen)
+{
+    if (strcmp(v, "HS256") == 0 || strcmp(v, "RS256") == 0)
+        return 0;
+    return fail(why, whylen, "is not one of HS256, RS256");
+}
+
+/* "*", or origins "scheme://host[:port]" separated by spaces or commas. */
+static int check_cors_origins(const char *v, char *why, size_t whylen)
+{
+    if (strcmp(v, "*") == 0)
+        return 0;
+    for (const char *p = v; *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        if (*p == '\0')
+            break;
+        const char *e = p;
+        while (*e && *e != ' ' && *e != ',')
+            e++;
+        const char *sep = strstr(p, "://");
+        if (sep == NULL || sep >= e || sep == p || sep + 3 == e || e[-1] == '/')
+            return fail(why, whylen, "holds %.*s, not an origin like https://example.com", (int)(e - p), p);
+        p = e;
+    }
+    return 0;
 }
 
 /* ---- layer 1: defaults -------------------------------------------------- */

@@ -43,6 +43,13 @@ typedef struct ssehub_config {
     char *tls_key;                   /* PEM private key of tls_cert, "" */
     char *listen_plain;              /* with TLS: extra cleartext HTTP/1.1 + h2c port, "" = none */
     long http2_max_stream_starts;    /* HTTP/2 streams one connection may start per second, 200 */
+    char *jwt_key;                   /* HS256 secret or RS256 PEM public key file; "" = tokens off */
+    char *jwt_algorithm;             /* HS256 | RS256 */
+    char *jwt_publisher_key;         /* publishers' key when different from jwt_key, "" */
+    char *jwt_subscriber_key;        /* subscribers' key when different from jwt_key, "" */
+    char *jwt_key_previous;          /* also accepted, for both roles, during a key rotation, "" */
+    int subscribe_anonymous;         /* streams without a token (public updates only), 1 */
+    char *cors_origins;              /* origins allowed cross-origin ("*" or a list), "" = none */
 } ssehub_config_t;
 
 /* Fills *cfg from all layers. argv may hold --config FILE, --help, and

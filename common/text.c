@@ -66,3 +66,18 @@ int text_percent_decode(buf_t *out, const char *s, size_t len, int plus_is_space
     out->base[out->len] = '\0';
     return 0;
 }
+
+int text_base64url_value(char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '-')
+        return 62;
+    if (c == '_')
+        return 63;
+    return -1;
+}

@@ -15,6 +15,9 @@
  * no leading zero unless it is "0", no overflow. Returns 0 and sets *out,
  * or -1, so every number has one accepted spelling. */
 int text_parse_u64(const char *s, size_t len, uint64_t *out);
+/* Returns the 6-bit value of a base64url character (RFC 4648 section 5),
+ * or -1 for any other byte, including '+', '/' and the padding '='. */
+int text_base64url_value(char c);
 /* Returns the value 0..15 of a hex digit, or -1 when c is not one. */
 int text_hex_value(char c);
 /* Writes v in decimal at p (no NUL, at most TEXT_U64_DIGITS bytes);

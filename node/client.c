@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <h2o/http1.h>
 
@@ -17,6 +18,7 @@ static void client_detach(client_t *c);
 static void client_pump_reads(client_t *c);
 static void client_write_done(client_t *c);
 static void sub_read(sub_t *s);
+static void client_send_head(client_t *c);
 
 /* ---- output queue ------------------------------------------------------------ */
 
@@ -81,6 +83,14 @@ static void client_free(client_t *c)
     }
     out_free(&c->pending);
     out_free(&c->inflight);
+    if (c->ext != NULL) {
+        for (size_t i = 0; i < c->ext->npatterns; i++)
+            selector_free(c->ext->patterns[i]);
+        free(c->ext->patterns);
+        auth_grant_free(c->ext->grant);
+        free(c->ext->requested_id);
+        free(c->ext);
+    }
     free(c);
 }
 
@@ -142,6 +152,14 @@ static void client_detach(client_t *c)
             topic_release_if_unused(c->th, s->topic);
         }
     }
+    if (c->ext != NULL) {
+        if (h2o_linklist_is_linked(&c->ext->pattern_link)) {
+            h2o_linklist_unlink(&c->ext->pattern_link);
+            topics_pattern_release(c->th);
+        }
+        if (h2o_linklist_is_linked(&c->ext->expiry_link))
+            h2o_linklist_unlink(&c->ext->expiry_link);
+    }
     out_clear(&c->pending);
     out_clear(&c->inflight);
     atomic_fetch_sub(&c->th->shared->connections, 1);
@@ -174,13 +192,24 @@ static void on_proceed(h2o_generator_t *g, h2o_req_t *req)
 
 /* ---- writing ------------------------------------------------------------------- */
 
+/* 1 once the response head is out (or being written): output may flow.
+ * The head waits until the stream is live -- subscribed, its position
+ * fixed by the first reads, and for pattern selectors the pattern
+ * subscription confirmed -- so that an event published after the client
+ * saw the stream open is never missed, and a Mercure resume can answer
+ * its Last-Event-ID header. */
+static int client_head_started(const client_t *c)
+{
+    return !c->upgrading && (c->sock != NULL || (c->req != NULL && c->generator.proceed != NULL));
+}
+
 static void on_sock_written(h2o_socket_t *sock, const char *err);
 
 /* Hands the queued output to the socket or h2o unless a write is in
  * flight; ends the stream once everything queued before the end is out. */
 static void client_flush(client_t *c)
 {
-    if (c->sending || c->upgrading || (c->req == NULL && c->sock == NULL))
+    if (c->sending || !client_head_started(c))
         return;
     if (c->pending.n == 0) {
         if (!c->final_pending)
@@ -320,6 +349,7 @@ static void client_end(client_t *c, const char *why)
     sse_frame_retry(&c->pending.own, retry_jitter(c));
     out_commit_own(&c->pending, start);
     c->final_pending = 1;
+    client_send_head(c);
     /* written (and the stream ended) in the thread's next flush pass, never
      * inside the caller's own walk over topics or reads */
     client_mark_dirty(c);
@@ -342,6 +372,7 @@ static void client_abort(client_t *c, const char *why)
         shutdown(h2o_socket_get_fd(sock), SHUT_RDWR);
     out_clear(&c->pending);
     c->final_pending = 1;
+    client_send_head(c); /* an HTTP/1 request notices the shutdown only by writing */
     if (c->req != NULL)
         client_flush(c);
 }
@@ -383,6 +414,66 @@ static void client_id_line(client_t *c, const sub_t *s, buf_t *out)
     }
 }
 
+/* 1 when the stream selects a topic: one of its exact topics, or a match
+ * of one of its patterns; *exact tells which. */
+static int client_selects(const client_t *c, const char *t, size_t len, int *exact)
+{
+    *exact = 0;
+    for (size_t i = 0; i < c->nsubs; i++) {
+        const topic_t *p = c->subs[i].topic;
+        if (p->name_len == len && memcmp(p->name, t, len) == 0)
+            return *exact = 1;
+    }
+    for (size_t i = 0; c->ext != NULL && i < c->ext->npatterns; i++)
+        if (selector_match(c->ext->patterns[i], t, len))
+            return 1;
+    return 0;
+}
+
+/* Whether the stream takes an event that came on topic `via` (as an exact
+ * topic when via_exact, else through a pattern). A private update needs a
+ * token allowing one of the update's topics. An update stored in several
+ * topics goes out once: by the first of its topics the stream selects, and
+ * through that topic's own path. */
+static int client_takes(const client_t *c, const frame_t *f, const char *via, size_t vialen, int via_exact)
+{
+    if (f->is_private) {
+        const auth_grant_t *g = c->ext != NULL ? c->ext->grant : NULL;
+        int ok = 0;
+        if (f->topics != NULL)
+            for (uint32_t i = 0; i < f->topics->n && !ok; i++)
+                ok = auth_grant_allows(g, f->topics->t[i].base, f->topics->t[i].len);
+        else
+            ok = auth_grant_allows(g, via, vialen);
+        if (!ok)
+            return 0;
+    }
+    if (f->topics != NULL) {
+        for (uint32_t i = 0; i < f->topics->n; i++) {
+            int exact;
+            if (client_selects(c, f->topics->t[i].base, f->topics->t[i].len, &exact))
+                return f->topics->t[i].len == vialen && memcmp(f->topics->t[i].base, via, vialen) == 0 &&
+                       exact == via_exact;
+        }
+    }
+    return 1;
+}
+
+/* Queues one event for a Mercure stream: its publisher id line (or entry
+ * id line) and the shared body. */
+static void client_push_mercure(client_t *c, frame_t *f)
+{
+    if (!f->has_mid && c->nsubs > 1 && c->ext->npatterns == 0) {
+        /* no publisher id: the exact multi-topic cursor, as on /events */
+        size_t start = c->pending.own.len;
+        client_cursor_line(c, &c->pending.own);
+        out_commit_own(&c->pending, start);
+    } else {
+        out_push(&c->pending, f, frame_mercure_id_off(f), frame_mercure_id_len(f));
+    }
+    out_push(&c->pending, f, f->id_len, f->body_end - f->id_len);
+}
+
 /* Delivers one live frame above the subscription's position. */
 static void sub_deliver(sub_t *s, frame_t *f)
 {
@@ -390,13 +481,17 @@ static void sub_deliver(sub_t *s, frame_t *f)
     if (stream_id_cmp(f->id, s->pos) <= 0)
         return;
     s->pos = f->id;
-    if (c->nsubs == 1) {
-        out_push(&c->pending, f, 0, f->len);
+    if ((f->is_private || f->topics != NULL) && !client_takes(c, f, s->topic->name, s->topic->name_len, 1))
+        return; /* the position moves on all the same */
+    if (c->ext != NULL && c->ext->mercure) {
+        client_push_mercure(c, f);
+    } else if (c->nsubs == 1) {
+        out_push(&c->pending, f, 0, f->body_end);
     } else {
         size_t start = c->pending.own.len;
         client_cursor_line(c, &c->pending.own);
         out_commit_own(&c->pending, start);
-        out_push(&c->pending, f, f->id_len, f->len - f->id_len);
+        out_push(&c->pending, f, f->id_len, f->body_end - f->id_len);
     }
     client_mark_dirty(c);
 }
@@ -452,9 +547,11 @@ static void sub_take_frames(sub_t *s, frame_t *const *frames, size_t n, int more
 static void client_become_ready(client_t *c)
 {
     c->ready = 1;
+    if (c->ext == NULL || c->ext->npatterns == 0 || c->th->pattern_state == TOPIC_SUBSCRIBED)
+        client_send_head(c);
     for (int reason = GAP_BAD_CURSOR; reason < GAP_NREASONS; reason++)
         client_gap_event(c, reason, -1);
-    if (c->no_cursor) {
+    if (c->no_cursor && c->nsubs > 0) {
         size_t start = c->pending.own.len;
         client_id_line(c, &c->subs[0], &c->pending.own);
         sse_frame_body(&c->pending.own, "ssehub.cursor", 13, -1, "", 0);
@@ -616,40 +713,109 @@ static void client_apply_cursor(client_t *c, const cursor_t *cur)
         c->cursor_extra = 1;
 }
 
-/* Sends the response head (200, text/event-stream, no caching or proxy
- * buffering) and queues the first retry: line. An HTTP/1.1 stream then
- * leaves h2o (the head carries "Connection: upgrade", which h2o adds; the
- * body is not chunked and ends when the connection closes). */
-static void client_start_response(client_t *c, h2o_req_t *req)
+/* Ties the client to its request: a dispose hook of the request pool
+ * detaches it if the request goes away first, and the first retry: line
+ * is queued. */
+static void client_prepare(client_t *c, h2o_req_t *req)
 {
+    c->ticket = h2o_mem_alloc_shared(&req->pool, sizeof(*c->ticket), on_pool_dispose);
+    *c->ticket = c;
+    size_t start = c->pending.own.len;
+    sse_frame_retry(&c->pending.own, c->th->shared->cfg->retry_ms);
+    out_commit_own(&c->pending, start);
+}
+
+/* The Last-Event-ID response header of a Mercure resume: the id asked for
+ * when everything after it is sent, else `earliest` (some of it was lost
+ * or cannot be replayed: the subscriber should re-fetch). */
+static const char *mercure_resume_header(const client_t *c)
+{
+    int whole = c->ext->npatterns == 0 && c->ext->requested_id != NULL;
+    for (size_t i = 0; i < c->nsubs && whole; i++)
+        whole = c->subs[i].gap == GAP_NONE && !c->subs[i].from_earliest;
+    return whole ? c->ext->requested_id : "earliest";
+}
+
+/* Sends the response head (200, text/event-stream, no caching or proxy
+ * buffering), unless it went out already. An HTTP/1.1 stream then leaves
+ * h2o (the head carries "Connection: upgrade", which h2o adds; the body is
+ * not chunked and ends when the connection closes). */
+static void client_send_head(client_t *c)
+{
+    h2o_req_t *req = c->req;
+    if (req == NULL || c->generator.proceed != NULL || c->upgrading || c->sock != NULL)
+        return;
     req->res.status = 200;
     req->res.reason = "OK";
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("text/event-stream"));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-accel-buffering"), 0, NULL,
                           H2O_STRLIT("no"));
-    size_t start = c->pending.own.len;
-    sse_frame_retry(&c->pending.own, c->th->shared->cfg->retry_ms);
-    out_commit_own(&c->pending, start);
+    if (c->ext != NULL && c->ext->mercure && c->ext->resume_requested) {
+        const char *id = mercure_resume_header(c);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("last-event-id"), 0, NULL, id, strlen(id));
+    }
     if (req->version == 0x101 && c->th->shared->cfg->http1_takeover) {
-        c->req = NULL; /* h2o frees the request once the head is out */
+        /* h2o frees the request, and its pool, once the head is out */
+        *c->ticket = NULL;
+        c->ticket = NULL;
+        c->req = NULL;
         c->upgrading = 1;
         h2o_http1_upgrade(req, NULL, 0, on_upgraded, c);
         return;
     }
-    c->ticket = h2o_mem_alloc_shared(&req->pool, sizeof(*c->ticket), on_pool_dispose);
-    *c->ticket = c;
     c->generator.proceed = on_proceed;
     c->generator.stop = on_stop;
     h2o_start_response(req, &c->generator);
 }
 
+/* Gives a refused stream's options back to the caller and frees it. */
+static void client_free_opts_back(client_t *c, client_opts_t *o)
+{
+    if (c->ext != NULL) {
+        o->patterns = c->ext->patterns;
+        o->npatterns = c->ext->npatterns;
+        o->grant = c->ext->grant;
+        free(c->ext->requested_id);
+        free(c->ext);
+    }
+    free(c);
+}
+
+/* Takes over what the request asked for besides exact topics; returns 0,
+ * or -1 when out of memory (nothing taken). */
+static int client_take_opts(client_t *c, client_opts_t *o)
+{
+    if (o == NULL || (!o->mercure && o->npatterns == 0 && o->grant == NULL))
+        return 0;
+    client_ext_t *x = calloc(1, sizeof(*x));
+    if (x == NULL || (o->requested_id != NULL && (x->requested_id = strdup(o->requested_id)) == NULL)) {
+        free(x);
+        return -1;
+    }
+    x->owner = c;
+    x->mercure = o->mercure != 0;
+    x->resume_requested = o->requested_id != NULL;
+    x->patterns = o->patterns;
+    x->npatterns = o->npatterns;
+    x->grant = o->grant;
+    o->patterns = NULL;
+    o->npatterns = 0;
+    o->grant = NULL;
+    c->ext = x;
+    return 0;
+}
+
 int client_open(node_thread_t *th, h2o_req_t *req, const h2o_iovec_t *topics, size_t ntopics,
-                const cursor_t *cursor)
+                const cursor_t *cursor, client_opts_t *opts)
 {
     client_t *c = calloc(1, sizeof(*c) + ntopics * sizeof(c->subs[0]));
     if (c == NULL)
         return -1;
+    if (client_take_opts(c, opts) != 0) {
+        free(c);
+        return -1;
+    }
     c->th = th;
     c->req = req;
     c->refcnt = 1;
@@ -661,7 +827,7 @@ int client_open(node_thread_t *th, h2o_req_t *req, const h2o_iovec_t *topics, si
                 c->subs[j].topic->nsubs--;
                 topic_release_if_unused(th, c->subs[j].topic);
             }
-            free(c);
+            client_free_opts_back(c, opts);
             return -1;
         }
         c->subs[i].topic->nsubs++; /* hold it while the others are acquired */
@@ -677,7 +843,7 @@ int client_open(node_thread_t *th, h2o_req_t *req, const h2o_iovec_t *topics, si
                 c->subs[j].topic->nsubs--;
                 topic_release_if_unused(th, c->subs[j].topic);
             }
-            free(c);
+            client_free_opts_back(c, opts);
             return -2;
         }
     }
@@ -686,7 +852,15 @@ int client_open(node_thread_t *th, h2o_req_t *req, const h2o_iovec_t *topics, si
 
     h2o_linklist_insert(&th->clients, &c->link);
     atomic_fetch_add(&th->shared->connections, 1);
-    client_start_response(c, req);
+    client_prepare(c, req);
+    if (c->ext != NULL) {
+        if (c->ext->npatterns > 0) {
+            h2o_linklist_insert(&th->pattern_clients, &c->ext->pattern_link);
+            topics_pattern_acquire(th);
+        }
+        if (c->ext->grant != NULL && c->ext->grant->exp > 0)
+            h2o_linklist_insert(&th->expiring, &c->ext->expiry_link);
+    }
     c->first_left = (uint32_t)ntopics;
     for (size_t i = 0; i < ntopics; i++) {
         sub_t *s = &c->subs[i];
@@ -695,11 +869,54 @@ int client_open(node_thread_t *th, h2o_req_t *req, const h2o_iovec_t *topics, si
         if (s->topic->state == TOPIC_SUBSCRIBED)
             client_on_subscribed(s);
     }
+    if (ntopics == 0)
+        client_become_ready(c); /* patterns only: live from now on */
     client_flush(c);
     return 0;
 }
 
 /* ---- thread-wide ------------------------------------------------------------------------ */
+
+void clients_on_pattern_live(node_thread_t *th, const char *topic, size_t len, frame_t *f)
+{
+    for (h2o_linklist_t *l = th->pattern_clients.next, *next; l != &th->pattern_clients; l = next) {
+        next = l->next;
+        client_ext_t *x = H2O_STRUCT_FROM_MEMBER(client_ext_t, pattern_link, l);
+        client_t *c = x->owner;
+        int exact;
+        if (c->closed || c->final_pending || !client_selects(c, topic, len, &exact) || exact)
+            continue; /* an exact topic of the stream comes through its own subscription */
+        if ((f->is_private || f->topics != NULL) && !client_takes(c, f, topic, len, 0))
+            continue;
+        client_push_mercure(c, f);
+        client_mark_dirty(c);
+        client_check_cap(c);
+    }
+}
+
+void clients_on_pattern_subscribed(node_thread_t *th)
+{
+    for (h2o_linklist_t *l = th->pattern_clients.next; l != &th->pattern_clients; l = l->next) {
+        client_t *c = H2O_STRUCT_FROM_MEMBER(client_ext_t, pattern_link, l)->owner;
+        if (c->ready && !client_head_started(c) && !c->closed) {
+            client_send_head(c);
+            client_mark_dirty(c);
+        }
+    }
+}
+
+void clients_expire_tokens(node_thread_t *th)
+{
+    int64_t now = (int64_t)time(NULL);
+    for (h2o_linklist_t *l = th->expiring.next, *next; l != &th->expiring; l = next) {
+        next = l->next;
+        client_ext_t *x = H2O_STRUCT_FROM_MEMBER(client_ext_t, expiry_link, l);
+        if (x->grant->exp <= now) {
+            h2o_linklist_unlink(&x->expiry_link);
+            client_end(x->owner, "token expired");
+        }
+    }
+}
 
 void clients_on_link_down(node_thread_t *th)
 {
@@ -708,6 +925,14 @@ void clients_on_link_down(node_thread_t *th)
         client_t *c = H2O_STRUCT_FROM_MEMBER(client_t, link, l);
         if (!c->ready) {
             client_end(c, "redis unavailable, retry later");
+            continue;
+        }
+        if (c->ext != NULL && c->ext->npatterns > 0) {
+            /* pattern selectors are live only: what is published while
+             * the link is down cannot be replayed to them, so the client
+             * comes back (a Mercure resume then answers Last-Event-ID:
+             * earliest) rather than miss events silently */
+            client_end(c, "redis unavailable, reconnect");
             continue;
         }
         for (size_t i = 0; i < c->nsubs; i++) {

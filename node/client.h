@@ -15,8 +15,10 @@
 #include <h2o.h>
 
 #include "broker/stream_id.h"
+#include "node/auth.h"
 #include "node/cursor.h"
 #include "node/history.h"
+#include "node/selector.h"
 #include "node/topic.h"
 
 struct node_thread;
@@ -64,6 +66,31 @@ typedef struct out_queue {
     buf_t own;
 } out_queue_t;
 
+/* What a stream has beyond exact topics, allocated only for the streams
+ * that need it: the Mercure endpoint's ids and resume header, `*` and URI
+ * template selectors (live only, through the thread's pattern
+ * subscription), and a verified token (private updates, expiry). */
+typedef struct client_ext {
+    struct client *owner;
+    unsigned mercure : 1;          /* Mercure endpoint: publisher ids as SSE ids */
+    unsigned resume_requested : 1; /* the request named a Last-Event-ID */
+    char *requested_id;            /* that id, for the response header */
+    selector_t **patterns;         /* non-exact selectors */
+    size_t npatterns;
+    h2o_linklist_t pattern_link;   /* in th->pattern_clients while npatterns > 0 */
+    auth_grant_t *grant;           /* verified token, or NULL: anonymous */
+    h2o_linklist_t expiry_link;    /* in th->expiring while the token has an exp */
+} client_ext_t;
+
+/* How a stream was asked for, besides its exact topics and cursor. */
+typedef struct client_opts {
+    int mercure;
+    selector_t **patterns; /* moved into the client on success */
+    size_t npatterns;
+    auth_grant_t *grant;   /* moved into the client on success */
+    const char *requested_id; /* the Last-Event-ID given, or NULL */
+} client_opts_t;
+
 /* A stream has one of two back-ends: h2o's response generator (HTTP/2,
  * HTTP/1.0, or with http1_takeover off), or, for HTTP/1.1, the socket
  * itself, taken over from h2o once the response head is written, which
@@ -90,15 +117,24 @@ typedef struct client {
     uint32_t held_bytes;
     uint32_t last_write_tick;  /* heartbeat tick of the last write (low bits) */
     out_queue_t pending, inflight;
+    client_ext_t *ext;         /* NULL for a plain anonymous /events stream */
     sub_t subs[];              /* sorted by topic hash, allocated with the client */
 } client_t;
 
 /* Starts a stream on req for the given (validated, distinct) topics,
- * resuming after cursor. Sends the response head and retry: at once.
+ * resuming after cursor. The response head and retry: go out once the
+ * stream is live (subscribed and its first reads done).
  * Returns 0; -1 when out of memory, -2 when two topics have the same
  * 64-bit hash and cannot share a cursor (nothing was sent either way). */
 int client_open(struct node_thread *th, h2o_req_t *req, const h2o_iovec_t *topics, size_t ntopics,
-                const cursor_t *cursor);
+                const cursor_t *cursor, client_opts_t *opts);
+/* A live event matched by the thread's pattern subscription, on topic. */
+void clients_on_pattern_live(struct node_thread *th, const char *topic, size_t len, frame_t *f);
+/* The thread's pattern subscription is confirmed: streams waiting for it
+ * send their head. */
+void clients_on_pattern_subscribed(struct node_thread *th);
+/* Ends the streams whose token expired (called once a second). */
+void clients_expire_tokens(struct node_thread *th);
 
 /* Callbacks from the topic layer. */
 void client_on_subscribed(sub_t *s);

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/text.h"
+
 /* Short hashes keep the top 36 of the 64 bits. */
 #define SHORT_HASH_SHIFT 28
 #define SHORT_HASH_MASK (~(uint64_t)0 << SHORT_HASH_SHIFT)
@@ -125,22 +127,6 @@ int cursor_format(buf_t *out, const uint64_t *hashes, const stream_id_t *ids, si
 
 /* ------------------------------------------------------------------ parsing */
 
-/* Returns the value of a base64url character, or -1 for any other byte. */
-static int base64url_value(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
-}
-
 /* Decodes a 6- or 11-character hash into pos (short hashes left-aligned);
  * returns 0, or -1 for any other length, a foreign character, or a long
  * hash whose 66 bits do not start with two zeros (it would not fit). */
@@ -150,7 +136,7 @@ static int parse_hash(const char *s, size_t len, cursor_pos_t *pos)
         return -1;
     uint64_t v = 0;
     for (size_t i = 0; i < len; i++) {
-        int d = base64url_value(s[i]);
+        int d = text_base64url_value(s[i]);
         if (d < 0 || (i == 0 && len == CURSOR_LONG_HASH_CHARS && d >= 16))
             return -1;
         v = (v << 6) | (uint64_t)d;

@@ -8,6 +8,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "broker/envelope.h"
 #include "broker/functions.h"
 #include "common/log.h"
 #include "node/client.h"
@@ -208,20 +209,20 @@ static size_t frames_from_entries(node_thread_t *th, const redisReply *entries, 
         if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING ||
             e->element[1]->type != REDIS_REPLY_ARRAY || stream_id_parse(e->element[0]->str, e->element[0]->len, &id) != 0)
             continue;
-        const redisReply *fields = e->element[1], *data = NULL, *type = NULL, *retry = NULL;
-        for (size_t k = 0; k + 1 < fields->elements; k += 2) {
+        const redisReply *fields = e->element[1];
+        envelope_t ev = {.id = id, .retry = -1};
+        int bad = 0;
+        for (size_t k = 0; k + 1 < fields->elements && !bad; k += 2) {
             const redisReply *name = fields->element[k], *value = fields->element[k + 1];
             if (name->type != REDIS_REPLY_STRING || value->type != REDIS_REPLY_STRING)
                 continue;
-            if (strcmp(name->str, "data") == 0)
-                data = value;
-            else if (strcmp(name->str, "type") == 0)
-                type = value;
-            else if (strcmp(name->str, "retry") == 0)
-                retry = value;
+            bad = envelope_take_field(&ev, name->str, name->len, value->str, value->len) != 0;
         }
-        frame_t *f = frame_new(&th->scratch, id, type ? type->str : NULL, type ? type->len : 0,
-                               retry ? atol(retry->str) : -1, data ? data->str : "", data ? data->len : 0);
+        if (bad)
+            continue;
+        if (ev.data == NULL)
+            ev.data = "";
+        frame_t *f = frame_new(&th->scratch, &ev);
         if (f != NULL)
             out[n++] = f;
     }

@@ -151,6 +151,10 @@ static int setup(ssehub_config_t *cfg)
         fprintf(stderr, "ssehub-node: redis_url: %s\n", err);
         return -1;
     }
+    if (auth_keys_load(cfg, &shared.keys, err, sizeof(err)) != 0) {
+        fprintf(stderr, "ssehub-node: %s\n", err);
+        return -1;
+    }
     if (cfg->tls_cert[0] != '\0' && (shared.ssl_ctx = tls_setup(cfg)) == NULL)
         return -1;
     return 0;
@@ -170,6 +174,7 @@ int main(int argc, char **argv)
     log_set_level(cfg.log_level);
     shared.cfg = &cfg;
     if (setup(&cfg) != 0) {
+        auth_keys_free(&shared.keys);
         config_free(&cfg);
         return 2;
     }
@@ -182,6 +187,8 @@ int main(int argc, char **argv)
     h2o_config_init(&shared.h2o);
     shared.h2o.server_name = h2o_iovec_init(H2O_STRLIT("ssehub"));
     shared.h2o.http2.graceful_shutdown_timeout = 2000;
+    /* publish bodies: an event of up to 1 MiB, form-encoded (413 beyond) */
+    shared.h2o.max_request_entity_size = 3 * 1024 * 1024;
     h2o_hostconf_t *host = h2o_config_register_host(&shared.h2o, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     server_register_routes(&shared, host);
 
@@ -214,6 +221,7 @@ out:
     h2o_config_dispose(&shared.h2o);
     if (shared.ssl_ctx != NULL)
         SSL_CTX_free(shared.ssl_ctx);
+    auth_keys_free(&shared.keys);
     config_free(&cfg);
     return rc;
 }

@@ -13,6 +13,9 @@
 #include "common/log.h"
 #include "node/client.h"
 #include "node/cursor.h"
+#include "node/http_reply.h"
+#include "node/publish.h"
+#include "node/resume.h"
 #include "node/query.h"
 
 extern const char ssehub_demo_html[];
@@ -20,58 +23,85 @@ extern const size_t ssehub_demo_html_len;
 
 /* ---- responses ---------------------------------------------------------------- */
 
-/* Sends a complete JSON error: {"error": code, "message": msg}. */
-static int send_json_error(h2o_req_t *req, int status, const char *reason, const char *code, const char *msg)
-{
-    json_t *o = json_pack("{s:s,s:s}", "error", code, "message", msg);
-    char *body = json_dumps(o, JSON_COMPACT);
-    req->res.status = status;
-    req->res.reason = reason;
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
-    h2o_send_inline(req, body, strlen(body));
-    free(body);
-    json_decref(o);
-    return 0;
-}
-
-static int send_text(h2o_req_t *req, int status, const char *reason, const char *type, const char *body, size_t len)
-{
-    req->res.status = status;
-    req->res.reason = reason;
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, strlen(type));
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
-    h2o_send_inline(req, body, len);
-    return 0;
-}
-
 /* A stream refused for a passing reason: 200 (any other status stops a
  * browser's EventSource for good), a jittered retry: and a comment. */
-static int send_stream_refusal(node_thread_t *th, h2o_req_t *req, const char *why)
+int server_stream_refusal(node_thread_t *th, h2o_req_t *req, const char *why)
 {
     long ms = th->shared->cfg->retry_ms;
     ms += ms > 0 ? rand() % (ms + 1) : 0;
     char body[256];
     int n = snprintf(body, sizeof(body), "retry: %ld\n: %s\n\n", ms, why);
     req->http1_is_persistent = 0; /* the client is to come back later, maybe elsewhere */
-    return send_text(req, 200, "OK", "text/event-stream", body, (size_t)n);
+    return http_reply_text(req, 200, "OK", "text/event-stream", body, (size_t)n);
 }
 
-/* ---- /events ---------------------------------------------------------------------- */
+/* ---- streams: /events and GET /.well-known/mercure ------------------------------------ */
+
+#define MAX_PATTERNS 32
 
 /* The parsed query of a stream request. */
 typedef struct stream_query {
+    int mercure;          /* topic= are Mercure selectors: `*` and URI templates are patterns */
     h2o_iovec_t topics[CURSOR_MAX_TOPICS];
     size_t ntopics;
+    selector_t *patterns[MAX_PATTERNS];
+    size_t npatterns;
     buf_t store;          /* decoded topic bytes, NUL-separated */
     buf_t last_event_id;  /* from lastEventID */
     int has_last_event_id;
+    buf_t token;          /* from authorization= */
 } stream_query_t;
 
-/* Collects topic= and lastEventID= parameters; returns NULL, or the error
- * code with a message in msg. */
-static const char *parse_stream_query(node_thread_t *th, h2o_req_t *req, stream_query_t *q, char *msg, size_t msglen)
+static void stream_query_free(stream_query_t *q)
+{
+    for (size_t i = 0; i < q->npatterns; i++)
+        selector_free(q->patterns[i]);
+    buf_free(&q->store);
+    buf_free(&q->last_event_id);
+    buf_free(&q->token);
+}
+
+/* Takes one topic= value: an exact topic, or on the Mercure endpoint a
+ * pattern selector. Returns NULL, or the error code with a message. */
+static const char *take_topic(node_thread_t *th, stream_query_t *q, size_t *offsets, const buf_t *value, char *msg,
+                              size_t msglen)
 {
     const ssehub_config_t *cfg = th->shared->cfg;
+    int v = topic_validate(value->base, value->len, (size_t)cfg->max_topic_length);
+    if (v != TOPIC_OK) {
+        snprintf(msg, msglen, "topic is %s", topic_error_name(v));
+        return "bad_topic";
+    }
+    if (q->ntopics + q->npatterns >= (size_t)cfg->max_topics_per_connection) {
+        snprintf(msg, msglen, "at most %ld topics per connection", cfg->max_topics_per_connection);
+        return "too_many_topics";
+    }
+    if (q->mercure) {
+        selector_t *sel = selector_new(value->base, value->len);
+        if (sel == NULL) {
+            snprintf(msg, msglen, "out of memory");
+            return "out_of_memory";
+        }
+        if (selector_kind(sel) != 0) {
+            if (q->npatterns == MAX_PATTERNS) {
+                selector_free(sel);
+                snprintf(msg, msglen, "at most %d `*` or URI template selectors per connection", MAX_PATTERNS);
+                return "too_many_topics";
+            }
+            q->patterns[q->npatterns++] = sel;
+            return NULL;
+        }
+        selector_free(sel);
+    }
+    offsets[q->ntopics++] = q->store.len;
+    buf_append(&q->store, value->base, value->len + 1);
+    return NULL;
+}
+
+/* Collects topic=, lastEventID= and authorization= parameters; returns
+ * NULL, or the error code with a message in msg. */
+static const char *parse_stream_query(node_thread_t *th, h2o_req_t *req, stream_query_t *q, char *msg, size_t msglen)
+{
     size_t offsets[CURSOR_MAX_TOPICS + 1];
     buf_t name = BUF_INIT, value = BUF_INIT;
     const char *err = NULL;
@@ -83,27 +113,20 @@ static const char *parse_stream_query(node_thread_t *th, h2o_req_t *req, stream_
                 err = "bad_query";
                 snprintf(msg, msglen, "malformed percent-encoding in the query string");
             } else if (strcmp(name.base, "topic") == 0) {
-                int v = topic_validate(value.base, value.len, (size_t)cfg->max_topic_length);
-                if (v != TOPIC_OK) {
-                    err = "bad_topic";
-                    snprintf(msg, msglen, "topic is %s", topic_error_name(v));
-                } else if (q->ntopics >= (size_t)cfg->max_topics_per_connection) {
-                    err = "too_many_topics";
-                    snprintf(msg, msglen, "at most %ld topics per connection", cfg->max_topics_per_connection);
-                } else {
-                    offsets[q->ntopics++] = q->store.len;
-                    buf_append(&q->store, value.base, value.len + 1);
-                }
+                err = take_topic(th, q, offsets, &value, msg, msglen);
             } else if (strcmp(name.base, "lastEventID") == 0) {
                 buf_clear(&q->last_event_id);
                 buf_append(&q->last_event_id, value.base, value.len);
                 q->has_last_event_id = 1;
+            } else if (strcmp(name.base, "authorization") == 0) {
+                buf_clear(&q->token);
+                buf_append(&q->token, value.base, value.len);
             }
         }
     }
     buf_free(&name);
     buf_free(&value);
-    if (err == NULL && q->ntopics == 0) {
+    if (err == NULL && q->ntopics == 0 && q->npatterns == 0) {
         err = "missing_topic";
         snprintf(msg, msglen, "give at least one topic= parameter");
     }
@@ -123,53 +146,102 @@ static const char *parse_stream_query(node_thread_t *th, h2o_req_t *req, stream_
 }
 
 /* Returns the client's cursor: the Last-Event-ID header wins over the
- * lastEventID query parameter. */
-static void stream_cursor(h2o_req_t *req, const stream_query_t *q, cursor_t *cur)
+ * lastEventID query parameter; *given says whether there was one. */
+static void stream_cursor(h2o_req_t *req, const stream_query_t *q, cursor_t *cur, h2o_iovec_t *given)
 {
     ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("last-event-id"), -1);
+    *given = h2o_iovec_init(NULL, 0);
     if (i >= 0) {
-        h2o_iovec_t v = req->headers.entries[i].value;
-        cursor_parse(v.base, v.len, cur);
+        *given = req->headers.entries[i].value;
+        cursor_parse(given->base, given->len, cur);
     } else if (q->has_last_event_id) {
-        cursor_parse(q->last_event_id.base, q->last_event_id.len, cur);
+        *given = h2o_iovec_init(q->last_event_id.base, q->last_event_id.len);
+        cursor_parse(given->base, given->len, cur);
     } else {
         cursor_parse("", 0, cur);
     }
 }
 
-static int on_events(node_thread_t *th, h2o_req_t *req)
+/* Verifies the subscriber's token, if any; returns 0 with *grant (NULL:
+ * anonymous), or sends the 401 and returns 1. */
+static int stream_auth(node_thread_t *th, h2o_req_t *req, const stream_query_t *q, auth_grant_t **grant)
+{
+    node_shared_t *sh = th->shared;
+    h2o_iovec_t token;
+    int has = sh->keys.nsubscriber > 0 && auth_find_token(req, &q->token, &token);
+    *grant = NULL;
+    if (!has) {
+        if (sh->cfg->subscribe_anonymous)
+            return 0;
+        http_reply_error(req, 401, "Unauthorized", "unauthorized",
+                         "a token is required (Authorization: Bearer, authorization= or the mercureAuthorization cookie)");
+        return 1;
+    }
+    int r = auth_subscriber(&sh->keys, token, (int64_t)time(NULL), grant);
+    if (r != 0) {
+        http_reply_error(req, 401, "Unauthorized", auth_error_name(r), "the token is not valid");
+        return 1;
+    }
+    return 0;
+}
+
+static int on_stream(node_thread_t *th, h2o_req_t *req, int mercure)
 {
     if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")))
-        return send_json_error(req, 405, "Method Not Allowed", "method_not_allowed", "use GET");
-    stream_query_t q = {.ntopics = 0};
+        return http_reply_error(req, 405, "Method Not Allowed", "method_not_allowed",
+                                mercure ? "use GET to subscribe, POST to publish" : "use GET");
+    stream_query_t q = {.mercure = mercure};
     char msg[160];
     const char *err = parse_stream_query(th, req, &q, msg, sizeof(msg));
+    auth_grant_t *grant = NULL;
     int ret;
     if (err != NULL) {
-        ret = send_json_error(req, 400, "Bad Request", err, msg);
+        ret = http_reply_error(req, 400, "Bad Request", err, msg);
+    } else if (stream_auth(th, req, &q, &grant)) {
+        ret = 0;
     } else if (atomic_load(&th->shared->stopping)) {
-        ret = send_stream_refusal(th, req, "node shutting down, retry later");
+        ret = server_stream_refusal(th, req, "node shutting down, retry later");
     } else if (!th->link_ready) {
-        ret = send_stream_refusal(th, req, "redis unavailable, retry later");
+        ret = server_stream_refusal(th, req, "redis unavailable, retry later");
     } else if (atomic_load(&th->shared->connections) >= th->shared->cfg->max_connections) {
-        ret = send_stream_refusal(th, req, "connection limit reached, retry later");
+        ret = server_stream_refusal(th, req, "connection limit reached, retry later");
     } else {
         cursor_t *cur = malloc(sizeof(*cur));
         if (cur == NULL) {
-            ret = send_stream_refusal(th, req, "out of memory, retry later");
+            ret = server_stream_refusal(th, req, "out of memory, retry later");
         } else {
-            stream_cursor(req, &q, cur);
-            int r = client_open(th, req, q.topics, q.ntopics, cur);
-            if (r == -2)
-                ret = send_json_error(req, 400, "Bad Request", "topic_hash_collision",
-                                      "two of these topics have the same hash; subscribe to them separately");
+            h2o_iovec_t given;
+            stream_cursor(req, &q, cur, &given);
+            char *requested = given.base != NULL ? strndup(given.base, given.len) : NULL;
+            selector_t **pats = q.npatterns ? malloc(q.npatterns * sizeof(*pats)) : NULL;
+            if (pats != NULL)
+                memcpy(pats, q.patterns, q.npatterns * sizeof(*pats));
+            client_opts_t opts = {.mercure = mercure, .patterns = pats, .npatterns = pats ? q.npatterns : 0,
+                                  .grant = grant, .requested_id = requested};
+            int r;
+            if (q.npatterns && pats == NULL)
+                r = -1;
+            else if (mercure && cur->kind == CURSOR_INVALID && q.ntopics > 0 &&
+                     resume_by_mid(th, req, q.topics, q.ntopics, given, &opts) == 0)
+                r = 0, requested = NULL; /* answered once the id is looked up; it owns requested now */
             else
-                ret = r == 0 ? 0 : send_stream_refusal(th, req, "out of memory, retry later");
+                r = client_open(th, req, q.topics, q.ntopics, cur, &opts);
+            if (pats != NULL && opts.patterns == NULL)
+                q.npatterns = 0; /* the selectors moved into the client */
+            else
+                free(pats);
+            grant = opts.grant;
+            if (r == -2)
+                ret = http_reply_error(req, 400, "Bad Request", "topic_hash_collision",
+                                       "two of these topics have the same hash; subscribe to them separately");
+            else
+                ret = r == 0 ? 0 : server_stream_refusal(th, req, "out of memory, retry later");
+            free(requested);
             free(cur);
         }
     }
-    buf_free(&q.store);
-    buf_free(&q.last_event_id);
+    auth_grant_free(grant);
+    stream_query_free(&q);
     return ret;
 }
 
@@ -211,27 +283,104 @@ static int rapid_reset_guard(node_thread_t *th, h2o_req_t *req)
     return 1;
 }
 
+/* ---- CORS ---------------------------------------------------------------------------- */
+
+/* 1 when cors_origins allows the origin (len bytes). */
+static int cors_allowed(const char *list, const char *origin, size_t len)
+{
+    if (strcmp(list, "*") == 0)
+        return 1;
+    for (const char *p = list; *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *e = p;
+        while (*e && *e != ' ' && *e != ',')
+            e++;
+        if ((size_t)(e - p) == len && len > 0 && memcmp(p, origin, len) == 0)
+            return 1;
+        p = e;
+    }
+    return 0;
+}
+
+/* Adds the CORS headers of an allowed Origin (echoed, so that cookies and
+ * Authorization work cross-origin); returns 1 when the request came from
+ * an allowed origin, 0 when not or same-origin (no Origin header), -1 when
+ * it named an origin that is not allowed. */
+static int cors_apply(node_thread_t *th, h2o_req_t *req)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("origin"), -1);
+    if (i < 0)
+        return 0;
+    h2o_iovec_t o = req->headers.entries[i].value;
+    /* browsers send Origin with same-origin POSTs too: the page's own node */
+    size_t slen = req->scheme->name.len;
+    if (o.len == slen + 3 + req->authority.len && memcmp(o.base, req->scheme->name.base, slen) == 0 &&
+        memcmp(o.base + slen, "://", 3) == 0 && h2o_lcstris(o.base + slen + 3, req->authority.len, req->authority.base, req->authority.len))
+        return 0;
+    if (!cors_allowed(th->shared->cfg->cors_origins, o.base, o.len))
+        return -1;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCESS_CONTROL_ALLOW_ORIGIN, NULL, o.base, o.len);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-credentials"), 0, NULL,
+                          H2O_STRLIT("true"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-expose-headers"), 0, NULL,
+                          H2O_STRLIT("Last-Event-ID"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_VARY, NULL, H2O_STRLIT("Origin"));
+    return 1;
+}
+
+/* OPTIONS: a CORS preflight (for a publish with Authorization, or a
+ * subscription with headers a polyfill sets). */
+static int on_preflight(h2o_req_t *req, int cors)
+{
+    if (cors < 0)
+        return http_reply_error(req, 403, "Forbidden", "origin_not_allowed", "this origin is not in cors_origins");
+    if (cors > 0) {
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-methods"), 0, NULL,
+                              H2O_STRLIT("GET, POST, OPTIONS"));
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-headers"), 0, NULL,
+                              H2O_STRLIT("Authorization, Content-Type, Last-Event-ID, Cache-Control"));
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-max-age"), 0, NULL,
+                              H2O_STRLIT("600"));
+    }
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("allow"), 0, NULL, H2O_STRLIT("GET, POST, OPTIONS"));
+    req->res.status = 204;
+    req->res.reason = "No Content";
+    h2o_send_inline(req, NULL, 0);
+    return 0;
+}
+
 static int on_request(h2o_handler_t *self, h2o_req_t *req)
 {
     (void)self;
     node_thread_t *th = node_thread_of(req);
     if (rapid_reset_guard(th, req))
-        return send_json_error(req, 429, "Too Many Requests", "too_many_streams",
+        return http_reply_error(req, 429, "Too Many Requests", "too_many_streams",
                                "too many streams started on this connection");
-    if (path_is(req, "/events"))
-        return on_events(th, req);
+    int cors = cors_apply(th, req);
+    int options = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS"));
+    int mercure = path_is(req, "/.well-known/mercure");
+    if (mercure || path_is(req, "/events")) {
+        if (options)
+            return on_preflight(req, cors);
+        if (cors < 0)
+            return http_reply_error(req, 403, "Forbidden", "origin_not_allowed", "this origin is not in cors_origins");
+        if (mercure && h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST")))
+            return publish_handle(th, req);
+        return on_stream(th, req, mercure);
+    }
     if (path_is(req, "/healthz"))
-        return send_text(req, 200, "OK", "application/json", H2O_STRLIT("{\"status\":\"ok\"}"));
+        return http_reply_text(req, 200, "OK", "application/json", H2O_STRLIT("{\"status\":\"ok\"}"));
     if (path_is(req, "/readyz")) {
         if (atomic_load(&th->shared->stopping))
-            return send_json_error(req, 503, "Service Unavailable", "draining", "node is shutting down");
+            return http_reply_error(req, 503, "Service Unavailable", "draining", "node is shutting down");
         if (!th->link_ready)
-            return send_json_error(req, 503, "Service Unavailable", "redis_unavailable", "no Redis link");
-        return send_text(req, 200, "OK", "application/json", H2O_STRLIT("{\"status\":\"ready\"}"));
+            return http_reply_error(req, 503, "Service Unavailable", "redis_unavailable", "no Redis link");
+        return http_reply_text(req, 200, "OK", "application/json", H2O_STRLIT("{\"status\":\"ready\"}"));
     }
     if (path_is(req, "/"))
-        return send_text(req, 200, "OK", "text/html; charset=utf-8", ssehub_demo_html, ssehub_demo_html_len);
-    return send_json_error(req, 404, "Not Found", "not_found", "no such endpoint");
+        return http_reply_text(req, 200, "OK", "text/html; charset=utf-8", ssehub_demo_html, ssehub_demo_html_len);
+    return http_reply_error(req, 404, "Not Found", "not_found", "no such endpoint");
 }
 
 void server_register_routes(node_shared_t *shared, h2o_hostconf_t *host)
@@ -318,6 +467,7 @@ static void on_housekeeping(h2o_timeout_entry_t *entry)
 {
     node_thread_t *th = H2O_STRUCT_FROM_MEMBER(node_thread_t, housekeeping, entry);
     topics_expire_idle(th);
+    clients_expire_tokens(th);
     conn_starts_expire(&th->starts, h2o_now(th->loop));
     if (th->accepted >= 256) {
         th->accepted = 0;
@@ -349,6 +499,8 @@ static void thread_setup(node_thread_t *th)
         h2o_socket_read_start(l->sock, on_accept);
     }
     topic_table_init(&th->topics);
+    h2o_linklist_init_anchor(&th->pattern_clients);
+    h2o_linklist_init_anchor(&th->expiring);
     h2o_linklist_init_anchor(&th->clients);
     h2o_linklist_init_anchor(&th->dirty);
     redis_conn_callbacks_t cmd_cbs = {on_link_ready, on_link_down, NULL, on_batch_end};

@@ -11,6 +11,7 @@
 
 #include "common/config.h"
 #include "common/redis_url.h"
+#include "node/auth.h"
 #include "node/conn_starts.h"
 #include "node/redis_conn.h"
 #include "node/topic.h"
@@ -21,6 +22,7 @@ typedef struct node_shared {
     redis_url_t redis;
     h2o_globalconf_t h2o;
     SSL_CTX *ssl_ctx;         /* TLS on `listen`, or NULL */
+    auth_keys_t keys;         /* JWT keys of publishers and subscribers */
     atomic_long connections;  /* open streams, all threads */
     atomic_int stopping;      /* set by SIGTERM/SIGINT: drain, then exit */
     atomic_int stop_now;      /* a second signal: end every stream at once */
@@ -54,6 +56,10 @@ typedef struct node_thread {
     int link_ready;    /* both connections ready and channels resubscribed */
 
     topic_table_t topics;
+    h2o_linklist_t pattern_clients; /* client_ext_t.pattern_link of streams with pattern selectors */
+    unsigned npattern;              /* how many: the pattern subscription is held while > 0 */
+    int pattern_state;              /* TOPIC_* state of the PSUBSCRIBE P{*}:l */
+    h2o_linklist_t expiring;        /* client_ext_t.expiry_link of streams whose token expires */
     h2o_linklist_t clients;   /* every open client_t (client.h) */
     h2o_linklist_t dirty;     /* clients with output queued since the last flush pass */
     h2o_timeout_t heartbeat_timeout;
@@ -78,6 +84,9 @@ static inline node_thread_t *node_thread_of(h2o_req_t *req)
     return H2O_STRUCT_FROM_MEMBER(node_thread_t, ctx, req->conn->ctx);
 }
 
+/* Refuses a stream for a passing reason: 200 (any other status stops a
+ * browser's EventSource for good), a jittered retry: and a comment. */
+int server_stream_refusal(node_thread_t *th, h2o_req_t *req, const char *why);
 /* Registers the HTTP routes on the host configuration. */
 void server_register_routes(node_shared_t *shared, h2o_hostconf_t *host);
 /* Runs one worker thread until the process stops (pthread entry point). */

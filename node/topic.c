@@ -202,8 +202,70 @@ void topics_expire_idle(node_thread_t *th)
     }
 }
 
+/* ---- the pattern subscription -------------------------------------------------- */
+
+/* Sends (P)SUBSCRIBE or PUNSUBSCRIBE for P{*}:l; returns 0 or -1. */
+static int pattern_send(node_thread_t *th, const char *verb)
+{
+    buf_t pat = BUF_INIT;
+    int r = buf_printf(&pat, "%s{*}:l", th->shared->cfg->prefix);
+    const char *argv[2] = {verb, pat.base};
+    size_t lens[2] = {strlen(verb), pat.len};
+    r = r == 0 ? redis_conn_command(th->sub, NULL, NULL, 2, argv, lens) : -1;
+    buf_free(&pat);
+    return r;
+}
+
+static void pattern_subscribe(node_thread_t *th)
+{
+    if (th->link_ready && th->pattern_state == TOPIC_UNSUBSCRIBED && pattern_send(th, "PSUBSCRIBE") == 0)
+        th->pattern_state = TOPIC_SUBSCRIBING;
+}
+
+void topics_pattern_acquire(node_thread_t *th)
+{
+    if (th->npattern++ == 0)
+        pattern_subscribe(th);
+}
+
+void topics_pattern_release(node_thread_t *th)
+{
+    if (--th->npattern == 0 && th->pattern_state == TOPIC_SUBSCRIBED && pattern_send(th, "PUNSUBSCRIBE") == 0)
+        th->pattern_state = TOPIC_UNSUBSCRIBING;
+}
+
+/* A push about the pattern subscription: confirmations and messages. */
+static void pattern_on_push(node_thread_t *th, const redisReply *r)
+{
+    const char *kind = r->element[0]->str;
+    if (strcmp(kind, "psubscribe") == 0) {
+        th->pattern_state = TOPIC_SUBSCRIBED;
+        if (th->npattern == 0 && pattern_send(th, "PUNSUBSCRIBE") == 0)
+            th->pattern_state = TOPIC_UNSUBSCRIBING;
+        else
+            clients_on_pattern_subscribed(th);
+    } else if (strcmp(kind, "punsubscribe") == 0) {
+        th->pattern_state = TOPIC_UNSUBSCRIBED;
+        if (th->npattern > 0)
+            pattern_subscribe(th);
+    } else if (r->elements == 4 && r->element[2]->type == REDIS_REPLY_STRING &&
+               r->element[3]->type == REDIS_REPLY_STRING) {
+        buf_t topic = BUF_INIT;
+        envelope_t ev;
+        frame_t *f = NULL;
+        if (topic_from_key(&topic, th->shared->cfg->prefix, r->element[2]->str, r->element[2]->len) == TOPIC_KEY_LIVE &&
+            envelope_decode_live(r->element[3]->str, r->element[3]->len, &ev) == 0 &&
+            (f = frame_new(&th->scratch, &ev)) != NULL)
+            clients_on_pattern_live(th, topic.base, topic.len, f);
+        frame_release(f);
+        buf_free(&topic);
+    }
+}
+
 void topics_on_link_up(node_thread_t *th)
 {
+    if (th->npattern > 0)
+        pattern_subscribe(th);
     for (size_t i = 0; i < th->topics.nbuckets; i++)
         for (topic_t *p = th->topics.buckets[i]; p != NULL; p = p->next)
             if (p->state == TOPIC_UNSUBSCRIBED)
@@ -212,6 +274,7 @@ void topics_on_link_up(node_thread_t *th)
 
 void topics_on_link_down(node_thread_t *th)
 {
+    th->pattern_state = TOPIC_UNSUBSCRIBED;
     for (size_t i = 0; i < th->topics.nbuckets; i++) {
         for (topic_t *p = th->topics.buckets[i], *next; p != NULL; p = next) {
             next = p->next;
@@ -260,7 +323,7 @@ static void topic_on_message(node_thread_t *th, topic_t *p, const char *msg, siz
         log_warn("node", "malformed live message", json_pack("{s:s}", "topic", p->name));
         return;
     }
-    frame_t *f = frame_new(&th->scratch, ev.id, ev.type, ev.type_len, ev.retry, ev.data, ev.data_len);
+    frame_t *f = frame_new(&th->scratch, &ev);
     if (f == NULL) {
         log_error("node", "cannot frame event", json_pack("{s:s}", "topic", p->name));
         return;
@@ -279,6 +342,10 @@ void topics_on_push(node_thread_t *th, const void *reply)
     if (r->elements < 2 || r->element[1]->type != REDIS_REPLY_STRING)
         return;
     const char *kind = r->element[0]->str;
+    if (kind[0] == 'p') {
+        pattern_on_push(th, r);
+        return;
+    }
     topic_t *p = table_find(&th->topics, r->element[1]->str, r->element[1]->len);
     if (p == NULL)
         return;

@@ -62,6 +62,12 @@ void topic_release_if_unused(struct node_thread *th, topic_t *t);
  * second). */
 void topics_expire_idle(struct node_thread *th);
 
+/* A stream with `*` or URI template selectors came or left: the thread
+ * holds one pattern subscription to every topic's live channel while it
+ * has such streams (they are live only). */
+void topics_pattern_acquire(struct node_thread *th);
+void topics_pattern_release(struct node_thread *th);
+
 /* The Redis link came (back) up: SUBSCRIBE every topic. */
 void topics_on_link_up(struct node_thread *th);
 /* The Redis link was lost: every subscription is gone on the server. */

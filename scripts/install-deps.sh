@@ -18,7 +18,7 @@ BUILD_PACKAGES=(
 )
 APT_PACKAGES=(
   "${BUILD_PACKAGES[@]}"
-  redis-server redis-tools curl nginx haproxy nghttp2-client chromium iproute2 iptables
+  redis-server redis-tools curl openssl nginx haproxy nghttp2-client chromium iproute2 iptables
   # clang and its sanitizer/libFuzzer runtime (only a Recommends of clang,
   # so named here for machines that install without recommends)
   clang libclang-rt-dev

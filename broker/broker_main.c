@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "broker/ingest.h"
+#include "broker/metrics_http.h"
 #include "common/config.h"
 #include "common/log.h"
 
@@ -19,6 +20,7 @@ typedef struct broker {
     struct ev_loop *loop;
     ssehub_config_t cfg;
     ingest_t *ingest;
+    metrics_http_t *metrics; /* the metrics_listen port, or NULL */
     ev_signal sigterm, sigint;
 } broker_t;
 
@@ -87,6 +89,14 @@ int main(int argc, char **argv)
         config_free(&b.cfg);
         return b.loop ? EXIT_BAD_CONFIG : 1;
     }
+    if (b.cfg.metrics_listen[0] != '\0' &&
+        (b.metrics = metrics_http_start(b.loop, b.cfg.metrics_listen, b.ingest, err, sizeof err)) == NULL) {
+        fprintf(stderr, "ssehub-broker: %s\n", err);
+        ingest_free(b.ingest);
+        ev_loop_destroy(b.loop);
+        config_free(&b.cfg);
+        return 1;
+    }
     broker_watch_signals(&b);
     log_info("broker", "starting",
              json_pack("{s:s, s:s, s:s}", "ingest_prefix", b.cfg.ingest_prefix, "ingest_json_prefix",
@@ -95,6 +105,7 @@ int main(int argc, char **argv)
     ev_run(b.loop, 0);
     ev_signal_stop(b.loop, &b.sigterm);
     ev_signal_stop(b.loop, &b.sigint);
+    metrics_http_stop(b.metrics);
     ingest_free(b.ingest);
     ev_loop_destroy(b.loop);
     config_free(&b.cfg);

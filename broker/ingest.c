@@ -1391,6 +1391,14 @@ ingest_counters_t ingest_counters(const ingest_t *in)
     return in->counters;
 }
 
+ingest_status_t ingest_status(const ingest_t *in)
+{
+    return (ingest_status_t){.queued = in->queue.len,
+                             .queued_bytes = in->queue.bytes,
+                             .leader = lease_role(in->lease) == LEASE_LEADER,
+                             .redis_up = in->sub.ready && in->cmd.ready};
+}
+
 void ingest_free(ingest_t *in)
 {
     if (in == NULL)

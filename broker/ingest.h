@@ -48,6 +48,14 @@ void ingest_stop(ingest_t *in, void (*done)(void *arg), void *arg);
 /* Returns the counters so far. */
 ingest_counters_t ingest_counters(const ingest_t *in);
 
+/* What the broker is doing now, for /metrics and /healthz. */
+typedef struct ingest_status {
+    size_t queued, queued_bytes; /* messages waiting to be sent (or buffered as standby) */
+    int leader;                  /* holds the leader lease */
+    int redis_up;                /* both Redis connections are ready */
+} ingest_status_t;
+ingest_status_t ingest_status(const ingest_t *in);
+
 /* Closes any connection left and releases everything; call outside hiredis
  * callbacks (e.g. after ev_run returned). */
 void ingest_free(ingest_t *in);

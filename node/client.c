@@ -163,6 +163,8 @@ static void client_detach(client_t *c)
     out_clear(&c->pending);
     out_clear(&c->inflight);
     atomic_fetch_sub(&c->th->shared->connections, 1);
+    c->th->stats.v[c->is_h2 ? STAT_CONN_HTTP2 : STAT_CONN_HTTP1]--;
+    c->th->stats.v[STAT_SUBSCRIPTIONS] -= c->nsubs;
     client_unref(c);
 }
 
@@ -240,6 +242,7 @@ static void client_flush(client_t *c)
         const char *base = p->frame != NULL ? p->frame->bytes : c->inflight.own.base;
         (*vecs)[i] = h2o_iovec_init(base + p->off, p->len);
     }
+    c->th->stats.v[STAT_BYTES_OUT] += c->inflight.bytes;
     c->sending = 1;
     c->last_write_tick = (uint32_t)c->th->heartbeat_tick;
     if (c->sock != NULL) {
@@ -380,8 +383,11 @@ static void client_abort(client_t *c, const char *why)
 /* Over the outbound cap (live bytes queued or held): drop the client. */
 static void client_check_cap(client_t *c)
 {
-    if (c->pending.bytes + c->held_bytes > (size_t)c->th->shared->cfg->client_buffer_bytes)
+    if (c->pending.bytes + c->held_bytes > (size_t)c->th->shared->cfg->client_buffer_bytes) {
+        if (!c->closed && !c->final_pending)
+            c->th->stats.v[STAT_SLOW_DROPS]++;
         client_abort(c, "slow consumer");
+    }
 }
 
 /* ---- framing ------------------------------------------------------------------- */
@@ -483,6 +489,7 @@ static void sub_deliver(sub_t *s, frame_t *f)
     s->pos = f->id;
     if ((f->is_private || f->topics != NULL) && !client_takes(c, f, s->topic->name, s->topic->name_len, 1))
         return; /* the position moves on all the same */
+    c->th->stats.v[STAT_EVENTS_OUT]++;
     if (c->ext != NULL && c->ext->mercure) {
         client_push_mercure(c, f);
     } else if (c->nsubs == 1) {
@@ -852,6 +859,9 @@ int client_open(node_thread_t *th, h2o_req_t *req, const h2o_iovec_t *topics, si
 
     h2o_linklist_insert(&th->clients, &c->link);
     atomic_fetch_add(&th->shared->connections, 1);
+    c->is_h2 = req->version >= 0x200;
+    th->stats.v[c->is_h2 ? STAT_CONN_HTTP2 : STAT_CONN_HTTP1]++;
+    th->stats.v[STAT_SUBSCRIPTIONS] += ntopics;
     client_prepare(c, req);
     if (c->ext != NULL) {
         if (c->ext->npatterns > 0) {
@@ -889,6 +899,7 @@ void clients_on_pattern_live(node_thread_t *th, const char *topic, size_t len, f
         if ((f->is_private || f->topics != NULL) && !client_takes(c, f, topic, len, 0))
             continue;
         client_push_mercure(c, f);
+        th->stats.v[STAT_EVENTS_OUT]++;
         client_mark_dirty(c);
         client_check_cap(c);
     }

@@ -112,6 +112,7 @@ typedef struct client {
     unsigned no_cursor : 1;    /* send ssehub.cursor once ready */
     unsigned cursor_extra : 1; /* the cursor named topics this stream lacks */
     unsigned long_hashes : 1;
+    unsigned is_h2 : 1;        /* counted as an HTTP/2 stream in the metrics */
     uint32_t first_left;
     uint32_t nsubs;
     uint32_t held_bytes;

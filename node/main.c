@@ -199,6 +199,8 @@ int main(int argc, char **argv)
         rc = 1;
         goto out;
     }
+    shared.threads = threads;
+    shared.nthreads = n;
     for (int i = 0; i < n; i++) {
         threads[i].shared = &shared;
         threads[i].index = i;

@@ -22,6 +22,7 @@
 
 /* A publish waiting for its FCALLs; the request may go away meanwhile. */
 typedef struct publish_call {
+    node_thread_t *th;
     h2o_req_t *req;       /* NULL once the request is gone */
     struct publish_call **ticket;
     unsigned left;        /* replies still due */
@@ -165,6 +166,7 @@ static void on_request_gone(void *p)
 static void publish_finish(publish_call_t *call)
 {
     h2o_req_t *req = call->req;
+    call->th->stats.v[call->failed ? STAT_PUBLISH_ERROR : STAT_PUBLISH_OK]++;
     if (req != NULL) {
         *call->ticket = NULL;
         if (call->failed)
@@ -311,6 +313,10 @@ int publish_handle(node_thread_t *th, h2o_req_t *req)
     int a = auth_find_token(req, &qtoken, &token) ? auth_publisher(&sh->keys, token, (int64_t)time(NULL), topics,
                                                                    form.ntopics)
                                                   : JWT_MALFORMED;
+    if (a != 0)
+        th->stats.v[STAT_REFUSED_AUTH]++;
+    else if (err != NULL)
+        th->stats.v[STAT_REFUSED_BAD_REQUEST]++;
     if (a == AUTH_FORBIDDEN) {
         ret = http_reply_error(req, 403, "Forbidden", "forbidden",
                                "the token's mercure.publish does not allow every topic of the update");
@@ -332,6 +338,7 @@ int publish_handle(node_thread_t *th, h2o_req_t *req)
                 snprintf(call->mid, sizeof(call->mid), "%s", id);
             else
                 uuid_urn(call->mid);
+            call->th = th;
             call->req = req;
             call->ticket = h2o_mem_alloc_shared(&req->pool, sizeof(*call->ticket), on_request_gone);
             *call->ticket = call;

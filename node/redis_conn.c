@@ -7,6 +7,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 
 #include "broker/functions.h"
@@ -29,7 +30,16 @@ enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_HANDSHAKE, CONN_READY };
 typedef struct pending_reply {
     redis_reply_cb cb;
     void *data;
+    uint64_t queued_ns; /* monotonic time the command was queued */
 } pending_reply_t;
+
+/* Monotonic nanoseconds. */
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 struct redis_conn {
     h2o_evloop_t *loop;
@@ -81,7 +91,8 @@ static int fifo_push(redis_conn_t *c, redis_reply_cb cb, void *data)
         c->fifo_cap = cap;
         c->fifo_head = 0;
     }
-    c->fifo[(c->fifo_head + c->fifo_len) % c->fifo_cap] = (pending_reply_t){cb, data};
+    c->fifo[(c->fifo_head + c->fifo_len) % c->fifo_cap] =
+        (pending_reply_t){cb, data, c->cbs.on_latency != NULL ? now_ns() : 0};
     c->fifo_len++;
     return 0;
 }
@@ -179,6 +190,8 @@ static int conn_dispatch(redis_conn_t *c, redisReply *r)
         return 0;
     }
     pending_reply_t p = fifo_pop(c);
+    if (c->cbs.on_latency != NULL && p.queued_ns != 0)
+        c->cbs.on_latency(c, now_ns() - p.queued_ns, c->data);
     return p.cb != NULL ? p.cb(c, r, p.data) : 0;
 }
 

@@ -8,6 +8,7 @@
 #define SSEHUB_NODE_REDIS_CONN_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <h2o.h>
 #include <hiredis/hiredis.h>
@@ -33,6 +34,9 @@ typedef struct redis_conn_callbacks {
     /* All replies that arrived in one read have been handled (a good
      * moment to flush output batched by them). May be NULL. */
     void (*on_batch_end)(redis_conn_t *conn, void *data);
+    /* The round trip of one command, from queueing to its reply, in
+     * nanoseconds (for the latency histogram). May be NULL. */
+    void (*on_latency)(redis_conn_t *conn, uint64_t ns, void *data);
 } redis_conn_callbacks_t;
 
 /* Starts connecting at once; reconnects with capped, jittered back-off

@@ -196,14 +196,19 @@ static int on_stream(node_thread_t *th, h2o_req_t *req, int mercure)
     auth_grant_t *grant = NULL;
     int ret;
     if (err != NULL) {
+        th->stats.v[STAT_REFUSED_BAD_REQUEST]++;
         ret = http_reply_error(req, 400, "Bad Request", err, msg);
     } else if (stream_auth(th, req, &q, &grant)) {
+        th->stats.v[STAT_REFUSED_AUTH]++;
         ret = 0;
     } else if (atomic_load(&th->shared->stopping)) {
+        th->stats.v[STAT_REFUSED_DRAINING]++;
         ret = server_stream_refusal(th, req, "node shutting down, retry later");
     } else if (!th->link_ready) {
+        th->stats.v[STAT_REFUSED_REDIS]++;
         ret = server_stream_refusal(th, req, "redis unavailable, retry later");
     } else if (atomic_load(&th->shared->connections) >= th->shared->cfg->max_connections) {
+        th->stats.v[STAT_REFUSED_LIMIT]++;
         ret = server_stream_refusal(th, req, "connection limit reached, retry later");
     } else {
         cursor_t *cur = malloc(sizeof(*cur));
@@ -268,6 +273,7 @@ static int rapid_reset_guard(node_thread_t *th, h2o_req_t *req)
     if (sock != NULL)
         shutdown(h2o_socket_get_fd(sock), SHUT_RDWR);
     th->cut_unlogged++;
+    th->stats.v[STAT_H2_CUTS]++;
     if (now - th->cut_logged_at >= 1000 || th->cut_logged_at == 0) {
         char peer[64] = "";
         struct sockaddr_storage sa;
@@ -369,6 +375,14 @@ static int on_request(h2o_handler_t *self, h2o_req_t *req)
             return publish_handle(th, req);
         return on_stream(th, req, mercure);
     }
+    if (path_is(req, "/metrics")) {
+        buf_t out = BUF_INIT;
+        metrics_publish(th);
+        metrics_render(th->shared, &out);
+        http_reply_text(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", out.base ? out.base : "", out.len);
+        buf_free(&out);
+        return 0;
+    }
     if (path_is(req, "/healthz"))
         return http_reply_text(req, 200, "OK", "application/json", H2O_STRLIT("{\"status\":\"ok\"}"));
     if (path_is(req, "/readyz")) {
@@ -401,6 +415,9 @@ static void on_link_ready(redis_conn_t *conn, void *data)
         !redis_conn_is_ready(th->sub))
         return;
     th->link_ready = 1;
+    if (th->link_was_up)
+        th->stats.v[STAT_REDIS_RECONNECTS]++;
+    th->link_was_up = 1;
     topics_on_link_up(th);
 }
 
@@ -422,6 +439,13 @@ static void on_push(redis_conn_t *conn, redisReply *reply, void *data)
 {
     (void)conn;
     topics_on_push(data, reply);
+}
+
+static void on_latency(redis_conn_t *conn, uint64_t ns, void *data)
+{
+    node_thread_t *th = data;
+    (void)conn;
+    metrics_observe_redis(&th->stats, ns);
 }
 
 static void on_batch_end(redis_conn_t *conn, void *data)
@@ -468,6 +492,7 @@ static void on_housekeeping(h2o_timeout_entry_t *entry)
     node_thread_t *th = H2O_STRUCT_FROM_MEMBER(node_thread_t, housekeeping, entry);
     topics_expire_idle(th);
     clients_expire_tokens(th);
+    metrics_publish(th);
     conn_starts_expire(&th->starts, h2o_now(th->loop));
     if (th->accepted >= 256) {
         th->accepted = 0;
@@ -503,8 +528,8 @@ static void thread_setup(node_thread_t *th)
     h2o_linklist_init_anchor(&th->expiring);
     h2o_linklist_init_anchor(&th->clients);
     h2o_linklist_init_anchor(&th->dirty);
-    redis_conn_callbacks_t cmd_cbs = {on_link_ready, on_link_down, NULL, on_batch_end};
-    redis_conn_callbacks_t sub_cbs = {on_link_ready, on_link_down, on_push, on_batch_end};
+    redis_conn_callbacks_t cmd_cbs = {on_link_ready, on_link_down, NULL, on_batch_end, on_latency};
+    redis_conn_callbacks_t sub_cbs = {on_link_ready, on_link_down, on_push, on_batch_end, on_latency};
     char name[32];
     snprintf(name, sizeof(name), "cmd-%d", th->index);
     th->cmd = redis_conn_new(th->loop, &sh->redis, name, 1, &cmd_cbs, th);

@@ -13,6 +13,7 @@
 #include "common/redis_url.h"
 #include "node/auth.h"
 #include "node/conn_starts.h"
+#include "node/metrics.h"
 #include "node/redis_conn.h"
 #include "node/topic.h"
 
@@ -27,6 +28,8 @@ typedef struct node_shared {
     atomic_int stopping;      /* set by SIGTERM/SIGINT: drain, then exit */
     atomic_int stop_now;      /* a second signal: end every stream at once */
     atomic_int fast_drain;    /* SIGINT: the same drain, faster */
+    struct node_thread *threads; /* every worker thread (for /metrics) */
+    int nthreads;
 } node_shared_t;
 
 /* Everything one worker thread owns. h2o's context is embedded so request
@@ -73,6 +76,9 @@ typedef struct node_thread {
     uint64_t cut_unlogged;            /* cuts since */
     buf_t scratch;            /* reused while framing live events */
     history_stats_t hstats;
+    node_stats_t stats;       /* this thread's counters (metrics.h) */
+    node_stats_pub_t pub;     /* their snapshot, read by /metrics on any thread */
+    int link_was_up;          /* the Redis link has been up before: the next up is a reconnect */
     frame_t *heartbeat_frame; /* ":\n\n", shared by every stream's heartbeats */
     h2o_iovec_t *wvecs;       /* iovec scratch for writes (h2o copies the array) */
     uint32_t wveccap;

@@ -255,8 +255,10 @@ static void pattern_on_push(node_thread_t *th, const redisReply *r)
         frame_t *f = NULL;
         if (topic_from_key(&topic, th->shared->cfg->prefix, r->element[2]->str, r->element[2]->len) == TOPIC_KEY_LIVE &&
             envelope_decode_live(r->element[3]->str, r->element[3]->len, &ev) == 0 &&
-            (f = frame_new(&th->scratch, &ev)) != NULL)
+            (f = frame_new(&th->scratch, &ev)) != NULL) {
+            th->stats.v[STAT_EVENTS_IN]++;
             clients_on_pattern_live(th, topic.base, topic.len, f);
+        }
         frame_release(f);
         buf_free(&topic);
     }
@@ -328,6 +330,7 @@ static void topic_on_message(node_thread_t *th, topic_t *p, const char *msg, siz
         log_error("node", "cannot frame event", json_pack("{s:s}", "topic", p->name));
         return;
     }
+    th->stats.v[STAT_EVENTS_IN]++;
     history_on_live(&p->history, f);
     for (h2o_linklist_t *l = p->subs.next, *next; l != &p->subs; l = next) {
         next = l->next;

@@ -25,9 +25,12 @@ APT_PACKAGES=(
 )
 # Installed without their recommended packages: docker-compose (1.29, to
 # validate docker-compose.yml) would otherwise bring a whole container
-# engine (docker.io, containerd, runc) that nothing here runs.
+# engine (docker.io, containerd, runc) that nothing here runs; prometheus
+# its node exporter.
 APT_PACKAGES_NO_RECOMMENDS=(
   docker-compose
+  # promtool, to check deploy/prometheus (the server itself is not run)
+  prometheus
 )
 
 # True when the Debian package is installed (not merely known or removed).

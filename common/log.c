@@ -4,7 +4,9 @@
 #include "common/log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,6 +124,74 @@ static char *dump_line(json_t *o)
     return line;
 }
 
+/* ---- flood control ------------------------------------------------------- */
+
+/* Warnings and errors with the same component and message share a budget
+ * of LOG_BURST lines a second; the rest are counted, and the next line
+ * written for that message says how many were left out ("suppressed").
+ * A few dozen distinct messages are tracked; beyond that lines go out. */
+#define LOG_BURST 20
+#define LOG_SLOTS 64
+
+typedef struct log_slot {
+    uint64_t key;    /* hash of component and message; 0 = free */
+    time_t second;   /* the window counted */
+    unsigned n;      /* lines written in it */
+    unsigned long long suppressed;
+} log_slot_t;
+
+static log_slot_t log_slots[LOG_SLOTS];
+static pthread_mutex_t log_slots_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static uint64_t log_key(const char *component, const char *msg)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *p = component ? component : ""; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    h = (h ^ 0xff) * 1099511628211ULL;
+    for (const char *p = msg ? msg : ""; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    return h ? h : 1;
+}
+
+/* Returns 1 when the line may be written (setting *suppressed to the lines
+ * left out before it), 0 when it is over its budget. */
+static int log_admit(const char *component, const char *msg, unsigned long long *suppressed)
+{
+    uint64_t key = log_key(component, msg);
+    time_t now = time(NULL);
+    int ok = 1;
+    *suppressed = 0;
+    pthread_mutex_lock(&log_slots_lock);
+    log_slot_t *slot = NULL, *free_slot = NULL;
+    for (size_t i = 0; i < LOG_SLOTS && slot == NULL; i++) {
+        if (log_slots[i].key == key)
+            slot = &log_slots[i];
+        else if (free_slot == NULL && (log_slots[i].key == 0 || (log_slots[i].second < now - 60 && log_slots[i].suppressed == 0)))
+            free_slot = &log_slots[i];
+    }
+    if (slot == NULL && free_slot != NULL) {
+        *free_slot = (log_slot_t){.key = key, .second = now};
+        slot = free_slot;
+    }
+    if (slot != NULL) {
+        if (slot->second != now) {
+            slot->second = now;
+            slot->n = 0;
+        }
+        if (slot->n >= LOG_BURST) {
+            slot->suppressed++;
+            ok = 0;
+        } else {
+            slot->n++;
+            *suppressed = slot->suppressed;
+            slot->suppressed = 0;
+        }
+    }
+    pthread_mutex_unlock(&log_slots_lock);
+    return ok;
+}
+
 void log_write(enum log_level level, const char *component, const char *msg, json_t *fields)
 {
     static const char oom[] = "{\"level\":\"error\",\"msg\":\"log line lost: out of memory\"}\n";
@@ -131,8 +201,15 @@ void log_write(enum log_level level, const char *component, const char *msg, jso
         json_decref(fields);
         return;
     }
+    unsigned long long suppressed = 0;
+    if (level >= LOG_WARN && !log_admit(component, msg, &suppressed)) {
+        json_decref(fields);
+        return;
+    }
     json_t *o = build_line(level, component, msg, fields);
     json_decref(fields);
+    if (o != NULL && suppressed > 0)
+        json_object_set_new(o, "suppressed", json_integer((json_int_t)suppressed));
     char *line = o ? dump_line(o) : NULL;
     json_decref(o);
     if (line == NULL)

@@ -18,6 +18,9 @@ int log_enabled(enum log_level level);
  * log_write(LOG_INFO, "node", "listening", json_pack("{s:s}", "listen", a))
  * leaks nothing. */
 void log_write(enum log_level level, const char *component, const char *msg, json_t *fields);
+/* Warnings and errors are flood-controlled: at most 20 lines a second for
+ * one component and message; the next line written for it carries
+ * "suppressed": <lines left out>. */
 
 #define log_debug(c, m, f) log_write(LOG_DEBUG, (c), (m), (f))
 #define log_info(c, m, f) log_write(LOG_INFO, (c), (m), (f))

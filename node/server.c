@@ -269,17 +269,18 @@ static int rapid_reset_guard(node_thread_t *th, h2o_req_t *req)
     uint64_t now = h2o_now(th->loop);
     if (!conn_starts_hit(&th->starts, req->conn->id, now, (uint32_t)th->shared->cfg->http2_max_stream_starts))
         return 0;
+    /* the peer's address first: a socket shut down may not know it */
+    char peer[64] = "";
+    struct sockaddr_storage sa;
+    socklen_t salen = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&sa);
+    if (salen > 0)
+        h2o_socket_getnumerichost((struct sockaddr *)&sa, salen, peer);
     h2o_socket_t *sock = req->conn->callbacks->get_socket != NULL ? req->conn->callbacks->get_socket(req->conn) : NULL;
     if (sock != NULL)
         shutdown(h2o_socket_get_fd(sock), SHUT_RDWR);
     th->cut_unlogged++;
     th->stats.v[STAT_H2_CUTS]++;
     if (now - th->cut_logged_at >= 1000 || th->cut_logged_at == 0) {
-        char peer[64] = "";
-        struct sockaddr_storage sa;
-        socklen_t salen = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&sa);
-        if (salen > 0)
-            h2o_socket_getnumerichost((struct sockaddr *)&sa, salen, peer);
         log_warn("node", "connection cut: too many HTTP/2 stream starts",
                  json_pack("{s:s,s:I,s:I}", "peer", peer, "limit_per_second",
                            (json_int_t)th->shared->cfg->http2_max_stream_starts, "cuts", (json_int_t)th->cut_unlogged));

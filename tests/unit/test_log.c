@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- capturing stderr --------------------------------------------------- */
@@ -235,8 +236,52 @@ static void test_threads(void)
     fclose(f);
 }
 
+/* ---- flood control ------------------------------------------------------- */
+
+static void write_flood(void)
+{
+    for (int i = 0; i < 500; i++)
+        log_warn("flood", "same warning", json_pack("{s:i}", "i", i));
+    for (int i = 0; i < 50; i++)
+        log_info("flood", "same info", NULL);
+}
+
+static void write_after_flood(void)
+{
+    time_t t = time(NULL);
+    while (time(NULL) == t)
+        usleep(10000);
+    log_warn("flood", "same warning", NULL);
+}
+
+/* A flood of one warning is cut to a few lines a second; the next line
+ * written says how many were left out; info lines are not limited. */
+static void test_flood(void)
+{
+    char *out = captured(write_flood);
+    int warns = 0, infos = 0;
+    json_int_t reported = 0; /* if the flood crossed a second, a line in it reports some */
+    for (char *line = strtok(out, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+        warns += strstr(line, "same warning") != NULL;
+        infos += strstr(line, "same info") != NULL;
+        json_t *l = json_loads(line, 0, NULL);
+        reported += json_integer_value(json_object_get(l, "suppressed"));
+        json_decref(l);
+    }
+    CHECK(warns >= 20 && warns <= 40);
+    CHECK(infos == 50);
+    free(out);
+    out = captured(write_after_flood);
+    json_t *o = only_line(out);
+    json_int_t suppressed = json_integer_value(json_object_get(o, "suppressed"));
+    CHECK(reported + suppressed == 500 - warns);
+    json_decref(o);
+    free(out);
+}
+
 int main(void)
 {
+    test_flood();
     test_line();
     test_odd_fields();
     test_levels();

@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, builds build/ and build-asan/,
 # runs the whole ctest suite (unit tests, end-to-end tests against real
-# redis-server, broker and node processes) in each, and prints a summary.
+# redis-server, broker and node processes) in each, then builds build-fuzz/
+# and runs every libFuzzer target for a bounded time (tests/fuzz/run.sh),
+# and prints a summary.
 # Extra arguments go to ctest, e.g. scripts/test.sh -R broker.
+# Environment:
+#   FUZZ_SECONDS=N  seconds each fuzz target runs (default 20, two targets at
+#                   a time: about 90 s for the step); FUZZ_SECONDS=0 skips
+#                   the fuzz step (build included), e.g. for quick local runs.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -54,6 +60,7 @@ else
   note "install-deps" "FAILED"
   failed=1
 fi
+deps_ok=$((failed == 0))
 
 built_release=0
 built_asan=0
@@ -92,6 +99,51 @@ if ((built_asan)); then
     run_ctest build-asan asan+ubsan "$@"
 else
   note "tests (asan+ubsan)" "skipped (no build)"
+fi
+
+# Builds build-fuzz/ and runs every fuzz target for FUZZ_SECONDS; counts
+# each target as one test passed or failed.
+run_fuzz() {
+  local seconds=$1 log=build-fuzz/fuzz.log rc line
+  banner "build (fuzz) into build-fuzz/"
+  if ! bash scripts/build.sh --fuzz; then
+    note "build (fuzz)" "FAILED"
+    failed=1
+    return
+  fi
+  note "build (fuzz)" "ok"
+  banner "fuzz ($seconds s per target) in build-fuzz/"
+  FUZZ_SECONDS=$seconds bash tests/fuzz/run.sh build-fuzz 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  # "fuzz: ok: 7 targets, 123 runs" or "fuzz: FAILED: 1 of 7 targets (jwt), 123 runs"
+  line=$(grep -E '^fuzz: (ok|FAILED): ' "$log" | tail -n1)
+  local pass fail
+  pass=$(grep -cE '^fuzz_[a-z_]+ +ok: ' "$log")
+  fail=$(grep -cE '^fuzz_[a-z_]+ +FAILED: ' "$log")
+  total_passed=$((total_passed + pass))
+  total_failed=$((total_failed + fail))
+  [[ -n $line ]] || line="fuzz: FAILED: tests/fuzz/run.sh exit $rc"
+  note "fuzz" "${line#fuzz: }"
+  if ((rc != 0)); then
+    failed=1
+    total_failed=$((total_failed + (fail == 0)))
+    local repro
+    while IFS= read -r repro; do
+      note "  reproducer" "$repro"
+    done < <(sed -n 's/^---- reproducer: \(.*\) (rerun: .*/\1/p' "$log")
+  fi
+}
+
+fuzz_seconds=${FUZZ_SECONDS:-20}
+if [[ $fuzz_seconds == 0 ]]; then
+  note "fuzz" "skipped (FUZZ_SECONDS=0)"
+elif [[ ! $fuzz_seconds =~ ^[0-9]+$ ]]; then
+  note "fuzz" "FAILED: FUZZ_SECONDS=$fuzz_seconds is not a number of seconds"
+  failed=1
+elif ((!deps_ok)); then
+  note "fuzz" "skipped (dependencies missing)"
+else
+  run_fuzz "$fuzz_seconds"
 fi
 
 banner "summary"

@@ -26,6 +26,7 @@ local DEFAULT_MAXLEN = 1000
 local DEFAULT_MAXAGE = 86400
 local MAX_FIELD = 256
 local MAX_TOPICS = 64
+local DEFAULT_MAXBYTES = 1048576
 local MAX_TOPICS_FIELD = 65536
 
 -- Splits "ms-seq" into two numbers; nil when malformed.
@@ -128,6 +129,7 @@ local function publish(keys, args)
   local fields = {'data', data}
   local maxlen, maxage = DEFAULT_MAXLEN, DEFAULT_MAXAGE
   local fence, pos, private, topics
+  local maxbytes = DEFAULT_MAXBYTES
   local i = 2
   while i <= #args do
     local name, value = args[i], args[i + 1]
@@ -165,6 +167,9 @@ local function publish(keys, args)
     elseif name == 'maxage' then
       maxage = tonumber(value)
       if not maxage or maxage < 1 then return redis.error_reply('ERR ssehub: bad maxage') end
+    elseif name == 'maxbytes' then
+      maxbytes = tonumber(value)
+      if not maxbytes or maxbytes < 1 then return redis.error_reply('ERR ssehub: bad maxbytes') end
     elseif name == 'fence' then
       if not string.match(value, '^%d+$') or #value > 16 then
         return redis.error_reply('ERR ssehub: fence must be an epoch number')
@@ -177,6 +182,9 @@ local function publish(keys, args)
       return redis.error_reply('ERR ssehub: unknown option ' .. name)
     end
     i = i + 2
+  end
+  if #data > maxbytes then
+    return redis.error_reply('ERR ssehub: data is ' .. #data .. ' bytes, more than maxbytes ' .. maxbytes)
   end
   if (fence or pos) and not meta then
     return redis.error_reply('ERR ssehub: fence and in need the metadata key (FCALL ssehub_publish 2 ...)')

@@ -47,7 +47,7 @@
 #define STATS_SECONDS 60.0
 #define LOG_LIMIT_SLOTS 16               /* distinct rate-limited log reasons tracked */
 #define LOG_TEXT_MAX 256                 /* bytes of a channel or error kept in a log line */
-#define MSG_MAX_ARGS 17                  /* FCALL, name, 2, keys, data, 5 options with values */
+#define MSG_MAX_ARGS 19                  /* FCALL, name, 2, keys, data, 6 options with values */
 #define SEND_MAX_ARGS (MSG_MAX_ARGS + 4) /* + fence EPOCH in POSITION */
 #define MARK_RETRY_SECONDS 1.0           /* ask for a sync mark again when none came */
 #define TRIM_SECONDS 0.5                 /* standby: how often old messages are forgotten */
@@ -124,7 +124,7 @@ struct ingest {
      * thousands of publish calls in flight */
     redis_link_t sub, cmd, lease_link;
     buf_t pattern_plain, pattern_json;
-    char maxlen_text[24], maxage_text[24];
+    char maxlen_text[24], maxage_text[24], maxbytes_text[24];
     msg_queue_t queue;
     size_t inflight;
     uint64_t next_seq;
@@ -232,9 +232,10 @@ static void log_refused(struct ingest *in, const char *msg, const char *reason, 
 /* Returns the counters as a JSON object for the stats and stopped lines. */
 static json_t *counters_json(const ingest_counters_t *c)
 {
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "ingested", (json_int_t)c->ingested,
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "ingested", (json_int_t)c->ingested,
                      "refused_topic", (json_int_t)c->refused_topic, "malformed_json",
-                     (json_int_t)c->malformed_json, "publish_errors", (json_int_t)c->publish_errors,
+                     (json_int_t)c->malformed_json, "oversized", (json_int_t)c->oversized, "publish_errors",
+                     (json_int_t)c->publish_errors,
                      "dropped", (json_int_t)c->dropped, "sent", (json_int_t)c->sent, "duplicates",
                      (json_int_t)c->duplicates, "fenced", (json_int_t)c->fenced);
 }
@@ -400,6 +401,8 @@ static msg_t *msg_new(struct ingest *in, const char *topic, size_t tlen, const e
     msg_arg(m, in->maxlen_text, strlen(in->maxlen_text));
     msg_arg(m, "maxage", 6);
     msg_arg(m, in->maxage_text, strlen(in->maxage_text));
+    msg_arg(m, "maxbytes", 8);
+    msg_arg(m, in->maxbytes_text, strlen(in->maxbytes_text));
     return m;
 }
 
@@ -635,6 +638,14 @@ static void ingest_message(struct ingest *in, const redisReply *pattern, const r
     if (json && envelope_parse_json(payload->str, payload->len, &ev, &owner, why, sizeof why) != 0) {
         in->counters.malformed_json++;
         log_refused(in, "malformed json", why, channel->str, channel->len);
+        return;
+    }
+    if (ev.data_len > (size_t)in->cfg->max_event_bytes) {
+        json_decref(owner);
+        in->counters.oversized++;
+        char size[64];
+        snprintf(size, sizeof size, "%zu bytes of data, more than max_event_bytes", ev.data_len);
+        log_refused(in, "event too large", size, channel->str, channel->len);
         return;
     }
     msg_t *m = msg_new(in, topic, tlen, &ev);
@@ -890,6 +901,25 @@ static void maybe_log_ready(struct ingest *in)
                        role == LEASE_LEADER ? "leader" : "standby"));
 }
 
+/* The answer to CONFIG GET maxmemory-policy: history must not be evicted. */
+static void on_policy(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply *rep = r;
+    (void)ac, (void)privdata;
+    if (rep == NULL)
+        return;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 && rep->element[1]->type == REDIS_REPLY_STRING) {
+        if (strcmp(rep->element[1]->str, "noeviction") != 0)
+            log_warn(COMPONENT, "redis may evict history",
+                     json_pack("{s:s,s:s}", "maxmemory_policy", rep->element[1]->str, "hint",
+                               "set maxmemory-policy noeviction: under memory pressure this policy may delete topic "
+                               "streams (they carry a TTL)"));
+    } else {
+        log_info(COMPONENT, "cannot check maxmemory-policy",
+                 json_pack("{s:s}", "error", rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply"));
+    }
+}
+
 /* Marks the link ready after its handshake. The command link hands itself
  * to the lease; the subscriber link is logged once its first sync mark
  * arrives (on_sync_message), which it asks for now. */
@@ -906,6 +936,9 @@ static void link_ready(redis_link_t *link)
     if (link == &in->cmd) {
         log_info(COMPONENT, "function library loaded",
                  json_pack("{s:s}", "library", SSEHUB_FUNCTION_LIBRARY));
+        if (!link->was_ready)
+            redisAsyncCommand(link->ac, on_policy, NULL, "CONFIG GET maxmemory-policy");
+        link->was_ready = 1;
     } else {
         in->placed = 0;
         in->leader_since_sub = lease_role(in->lease) == LEASE_LEADER;
@@ -1310,6 +1343,7 @@ static int ingest_derive(struct ingest *in, char *err, size_t errlen)
     }
     snprintf(in->maxlen_text, sizeof in->maxlen_text, "%ld", cfg->history_max_events);
     snprintf(in->maxage_text, sizeof in->maxage_text, "%ld", cfg->history_max_age);
+    snprintf(in->maxbytes_text, sizeof in->maxbytes_text, "%ld", cfg->max_event_bytes);
     in->window = 2.0 * (double)cfg->broker_lease_ms / 1000.0 + 5.0;
     return 0;
 }

@@ -20,6 +20,7 @@ typedef struct ingest_counters {
     unsigned long long ingested;       /* stored: the publish Function returned an id */
     unsigned long long refused_topic;  /* channel named an invalid topic; not stored */
     unsigned long long malformed_json; /* ssejson: payload refused; not stored */
+    unsigned long long oversized;      /* data over max_event_bytes; not stored */
     unsigned long long publish_errors; /* Redis refused the publish call */
     unsigned long long dropped;        /* queue full, or still queued at shutdown */
     unsigned long long sent;           /* publish calls sent (as leader) */

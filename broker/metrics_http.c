@@ -63,6 +63,8 @@ void metrics_http_render(const ingest_t *in, buf_t *out)
     counter(out, "ssehub_broker_refused_topic_total", "Messages on a channel naming an invalid topic; not stored.",
             c.refused_topic);
     counter(out, "ssehub_broker_malformed_json_total", "ssejson: payloads refused; not stored.", c.malformed_json);
+    counter(out, "ssehub_broker_oversized_total", "Messages whose data is over max_event_bytes; not stored.",
+            c.oversized);
     counter(out, "ssehub_broker_publish_errors_total", "Publish calls Redis refused.", c.publish_errors);
     counter(out, "ssehub_broker_dropped_total", "Messages dropped: queue full (broker_queue_bytes) or left at shutdown.",
             c.dropped);

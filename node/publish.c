@@ -118,6 +118,10 @@ static const char *form_check(node_thread_t *th, const publish_form_t *f, char *
             return "bad_topic";
         }
     }
+    if (f->data.off >= 0 && f->data.len > (size_t)cfg->max_event_bytes) {
+        snprintf(msg, msglen, "data is %zu bytes, more than max_event_bytes (%ld)", f->data.len, cfg->max_event_bytes);
+        return "too_large";
+    }
     const char *id = form_str(f, f->id), *type = form_str(f, f->type), *retry = form_str(f, f->retry);
     if (id != NULL && (f->id.len > MID_MAX || envelope_check_mid(id, f->id.len) != 0)) {
         snprintf(msg, msglen, "id must be 1..%d bytes without CR, LF or NUL, not starting with #", MID_MAX);
@@ -197,7 +201,8 @@ static int on_publish_reply(redis_conn_t *conn, redisReply *rep, void *data)
 static unsigned publish_send(node_thread_t *th, const publish_form_t *f, publish_call_t *call, const char *topics_json)
 {
     const ssehub_config_t *cfg = th->shared->cfg;
-    char maxlen[24], maxage[24];
+    char maxlen[24], maxage[24], maxbytes[24];
+    snprintf(maxbytes, sizeof(maxbytes), "%ld", cfg->max_event_bytes);
     snprintf(maxlen, sizeof(maxlen), "%ld", cfg->history_max_events);
     snprintf(maxage, sizeof(maxage), "%ld", cfg->history_max_age);
     buf_t skey = BUF_INIT, mkey = BUF_INIT;
@@ -243,6 +248,8 @@ static unsigned publish_send(node_thread_t *th, const publish_form_t *f, publish
         ARGS(maxlen);
         ARGS("maxage");
         ARGS(maxage);
+        ARGS("maxbytes");
+        ARGS(maxbytes);
 #undef ARG
 #undef ARGS
         if (redis_conn_command(th->cmd, on_publish_reply, call, argc, argv, lens) != 0)
@@ -323,6 +330,8 @@ int publish_handle(node_thread_t *th, h2o_req_t *req)
     } else if (a != 0) {
         ret = http_reply_error(req, 401, "Unauthorized", auth_error_name(a),
                                "publishing needs a valid token (Authorization: Bearer, authorization= or the mercureAuthorization cookie)");
+    } else if (err != NULL && strcmp(err, "too_large") == 0) {
+        ret = http_reply_error(req, 413, "Payload Too Large", err, msg);
     } else if (err != NULL) {
         ret = http_reply_error(req, 400, "Bad Request", err, msg);
     } else if (!th->link_ready || atomic_load(&sh->stopping)) {

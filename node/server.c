@@ -408,6 +408,26 @@ void server_register_routes(node_shared_t *shared, h2o_hostconf_t *host)
 
 /* ---- the Redis link ------------------------------------------------------------------- */
 
+/* The answer to CONFIG GET maxmemory-policy: history must not be evicted. */
+static int on_policy(redis_conn_t *conn, redisReply *rep, void *data)
+{
+    (void)conn, (void)data;
+    if (rep == NULL)
+        return 0;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 && rep->element[1]->type == REDIS_REPLY_STRING) {
+        const char *policy = rep->element[1]->str;
+        if (strcmp(policy, "noeviction") != 0)
+            log_warn("node", "redis may evict history",
+                     json_pack("{s:s,s:s}", "maxmemory_policy", policy, "hint",
+                               "set maxmemory-policy noeviction: under memory pressure this policy may delete topic "
+                               "streams (they carry a TTL), and resumes would then get ssehub.gap"));
+    } else {
+        log_info("node", "cannot check maxmemory-policy",
+                 json_pack("{s:s}", "error", rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply"));
+    }
+    return 0;
+}
+
 static void on_link_ready(redis_conn_t *conn, void *data)
 {
     node_thread_t *th = data;
@@ -418,6 +438,11 @@ static void on_link_ready(redis_conn_t *conn, void *data)
     th->link_ready = 1;
     if (th->link_was_up)
         th->stats.v[STAT_REDIS_RECONNECTS]++;
+    else if (th->index == 0) {
+        const char *argv[3] = {"CONFIG", "GET", "maxmemory-policy"};
+        size_t lens[3] = {6, 3, 16};
+        redis_conn_command(th->cmd, on_policy, NULL, 3, argv, lens);
+    }
     th->link_was_up = 1;
     topics_on_link_up(th);
 }

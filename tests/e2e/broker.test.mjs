@@ -248,6 +248,27 @@ describe('order across a library reload', () => {
   });
 });
 
+describe('event size', () => {
+  test('data over max_event_bytes is refused, counted and logged; the function refuses it too', T, async () => {
+    const redis = await startRedis();
+    const broker = await startBroker(redis, { args: ['--max-event-bytes', '2048'] });
+    await redis.cmd('PUBLISH', 'sse:size', 'x'.repeat(2049));
+    await redis.cmd('PUBLISH', 'ssejson:size', JSON.stringify({ data: 'y'.repeat(4000) }));
+    await redis.cmd('PUBLISH', 'sse:size', 'x'.repeat(2048));
+    const stored = await waitEntries(redis, 'ssehub:{size}:s', 1);
+    assert.equal(stored.length, 1);
+    assert.equal(stored[0].f.data.length, 2048);
+    const line = await broker.waitForLog('event too large');
+    assert.match(line.reason, /2049 bytes of data/);
+    assert.equal((await broker.stop()).code, 0);
+    assert.equal(broker.jsonLogs().find((o) => o.msg === 'stopped').oversized, 2);
+    // a direct FCALL: 1 MiB unless maxbytes says otherwise
+    await assert.rejects(redis.cmd('FCALL', 'ssehub_publish', '1', 'ssehub:{size}:s', 'z'.repeat(1048577)), /more than maxbytes 1048576/);
+    await assert.rejects(redis.cmd('FCALL', 'ssehub_publish', '1', 'ssehub:{size}:s', 'z'.repeat(11), 'maxbytes', '10'), /more than maxbytes 10/);
+    assert.match(await redis.cmd('FCALL', 'ssehub_publish', '1', 'ssehub:{size}:s', 'z'.repeat(10), 'maxbytes', '10'), /^\d+-\d+$/);
+  });
+});
+
 describe('queue bound', () => {
   test('the queue is bounded in bytes: the newest messages beyond it are dropped, counted and logged', T, async () => {
     const redis = await startRedis();

@@ -102,6 +102,9 @@ describe('publishing', () => {
       method: 'POST', headers: { authorization: `Bearer ${PUB}`, 'content-type': 'application/json' }, body: '{}',
     });
     assert.equal(res.status, 415);
+    r = await publish(nodeA, [['topic', 't'], ['data', 'x'.repeat(1048577)]]);
+    assert.equal(r.status, 413);
+    assert.equal(JSON.parse(r.body).error, 'too_large');
   });
 
   test('publish authorization: no token 401, bad token 401, expired 401, topic not allowed 403', T, async () => {

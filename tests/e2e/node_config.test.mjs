@@ -3,7 +3,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { startRedis, startNode, spawnProcess, waitFor, cleanupAll, buildDir } from './lib/harness.mjs';
+import { startRedis, startNode, startBroker, spawnProcess, waitFor, cleanupAll, buildDir } from './lib/harness.mjs';
 import { rawSse } from './lib/sse.mjs';
 
 after(cleanupAll);
@@ -80,3 +80,22 @@ async function loadLua() {
   const { sourceDir } = await import('./lib/harness.mjs');
   return fs.readFile(path.join(sourceDir, 'broker/functions.lua'), 'utf8');
 }
+
+test('a Redis that may evict history gets a start-up warning from nodes and brokers; noeviction none', async () => {
+  const evicting = await startRedis({ args: ['--maxmemory', '512mb', '--maxmemory-policy', 'allkeys-lru'] });
+  const node = await startNode(evicting);
+  const broker = await startBroker(evicting);
+  for (const p of [node, broker]) {
+    const line = await p.waitForLog('redis may evict history');
+    assert.equal(line.maxmemory_policy, 'allkeys-lru');
+    assert.equal(line.level, 'warn');
+  }
+  const safe = await startRedis({ args: ['--maxmemory-policy', 'noeviction'] });
+  const quiet = await startNode(safe);
+  const quietBroker = await startBroker(safe);
+  // the check runs right after the link is up: give its answer time to come
+  await new Promise((r) => setTimeout(r, 500));
+  for (const p of [quiet, quietBroker]) {
+    assert.ok(!p.jsonLogs().some((o) => o.msg === 'redis may evict history'), 'no warning with noeviction');
+  }
+});

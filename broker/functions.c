@@ -26,7 +26,7 @@ int functions_outdated_error(const char *errstr, size_t len)
 {
     if (errstr == NULL)
         return 0;
-    /* An older publish function refuses the options it does not know. */
-    return starts_with(errstr, len, "ERR ssehub: unknown option fence") ||
-           starts_with(errstr, len, "ERR ssehub: unknown option in");
+    /* An older publish function refuses the options it does not know
+     * (fence, in, maxbytes, ...): we only send options the current one takes. */
+    return starts_with(errstr, len, "ERR ssehub: unknown option ");
 }

@@ -92,6 +92,8 @@ static const opt_t options[] = {
      "on shutdown, time over which clients are sent elsewhere"},
     {"broker_lease_ms", LONG(broker_lease_ms), "5000", BROKER, 100, 600000, NULL, 0, "MS",
      "leader lease; a standby broker takes over within this time"},
+    {"max_request_header_bytes", LONG(max_request_header_bytes), "32768", NODE, 1024, 1048576, NULL, 0, "BYTES",
+     "request target and headers a node accepts (431 beyond); tokens in headers or cookies count"},
     {"max_event_bytes", LONG(max_event_bytes), "1048576", BOTH, 1024, 67108864, NULL, 0, "BYTES",
      "largest event data accepted (broker: refused and counted; HTTP publish: 413; FCALL: refused)"},
     {"broker_queue_bytes", LONG(broker_queue_bytes), "268435456", BROKER, 1048576, 68719476736L, NULL, 0,

@@ -35,6 +35,7 @@ typedef struct ssehub_config {
     long broker_lease_ms;            /* 5000 */
     long broker_queue_bytes;         /* 268435456 */
     long max_event_bytes;            /* largest event data accepted on any publish path, 1048576 */
+    long max_request_header_bytes;   /* request line + headers a node accepts, 32768 */
     char *metrics_listen;            /* broker's HTTP port, "" = off */
     char *log_level;                 /* debug|info|warn|error, "info" */
     int http1_takeover;              /* HTTP/1.1 streams leave h2o after the head (~0.4 KB idle), 1 */

@@ -364,6 +364,16 @@ static int on_request(h2o_handler_t *self, h2o_req_t *req)
     if (rapid_reset_guard(th, req))
         return http_reply_error(req, 429, "Too Many Requests", "too_many_streams",
                                "too many streams started on this connection");
+    /* h2o itself bounds only heads that arrive in pieces */
+    size_t head = req->method.len + req->path.len + req->authority.len;
+    for (size_t i = 0; i < req->headers.size; i++)
+        head += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
+    if (head > (size_t)th->shared->cfg->max_request_header_bytes) {
+        req->http1_is_persistent = 0;
+        th->stats.v[STAT_REFUSED_BAD_REQUEST]++;
+        return http_reply_error(req, 431, "Request Header Fields Too Large", "headers_too_large",
+                                "the request target and headers are over max_request_header_bytes");
+    }
     int cors = cors_apply(th, req);
     int options = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS"));
     int mercure = path_is(req, "/.well-known/mercure");

@@ -80,6 +80,8 @@ static const opt_t options[] = {
      "reconnect delay sent to clients in the SSE retry: field"},
     {"max_connections", LONG(max_connections), "100000", NODE, 1, 10000000, NULL, 0, "N",
      "most streams one node serves at once"},
+    {"max_connections_per_ip", LONG(max_connections_per_ip), "0", NODE, 0, 10000000, NULL, 0, "N",
+     "streams one client address may hold open on a node; 0 = no cap (behind a load balancer every stream comes from it)"},
     {"max_topics_per_connection", LONG(max_topics_per_connection), "64", NODE, 1, 256, NULL, 0,
      "N", "most topics one stream may subscribe to"},
     {"max_topic_length", LONG(max_topic_length), "1024", BOTH, 1, 65536, NULL, 0, "BYTES",

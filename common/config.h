@@ -27,6 +27,7 @@ typedef struct ssehub_config {
     long heartbeat_interval;         /* seconds between comment heartbeats, 15 */
     long retry_ms;                   /* SSE retry: sent to clients, 3000 */
     long max_connections;            /* streams per node, 100000 */
+    long max_connections_per_ip;     /* streams per client address and node, 0 = no cap */
     long max_topics_per_connection;  /* 64 */
     long max_topic_length;           /* bytes, 1024 */
     long client_buffer_bytes;        /* outbound cap per client, 1048576 */

@@ -10,6 +10,7 @@
 #include <h2o/http1.h>
 
 #include "common/log.h"
+#include "node/ip_limit.h"
 #include "node/server.h"
 #include "node/sse_frame.h"
 
@@ -163,6 +164,8 @@ static void client_detach(client_t *c)
     out_clear(&c->pending);
     out_clear(&c->inflight);
     atomic_fetch_sub(&c->th->shared->connections, 1);
+    ip_limit_release(c->ip);
+    c->ip = NULL;
     c->th->stats.v[c->is_h2 ? STAT_CONN_HTTP2 : STAT_CONN_HTTP1]--;
     c->th->stats.v[STAT_SUBSCRIPTIONS] -= c->nsubs;
     client_unref(c);
@@ -859,6 +862,10 @@ int client_open(node_thread_t *th, h2o_req_t *req, const h2o_iovec_t *topics, si
 
     h2o_linklist_insert(&th->clients, &c->link);
     atomic_fetch_add(&th->shared->connections, 1);
+    if (opts != NULL) {
+        c->ip = opts->ip;
+        opts->ip = NULL;
+    }
     c->is_h2 = req->version >= 0x200;
     th->stats.v[c->is_h2 ? STAT_CONN_HTTP2 : STAT_CONN_HTTP1]++;
     th->stats.v[STAT_SUBSCRIPTIONS] += ntopics;

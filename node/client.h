@@ -89,6 +89,7 @@ typedef struct client_opts {
     size_t npatterns;
     auth_grant_t *grant;   /* moved into the client on success */
     const char *requested_id; /* the Last-Event-ID given, or NULL */
+    struct ip_entry *ip;   /* max_connections_per_ip count, moved into the client on success */
 } client_opts_t;
 
 /* A stream has one of two back-ends: h2o's response generator (HTTP/2,
@@ -119,6 +120,7 @@ typedef struct client {
     uint32_t last_write_tick;  /* heartbeat tick of the last write (low bits) */
     out_queue_t pending, inflight;
     client_ext_t *ext;         /* NULL for a plain anonymous /events stream */
+    struct ip_entry *ip;       /* counted against max_connections_per_ip, or NULL */
     sub_t subs[];              /* sorted by topic hash, allocated with the client */
 } client_t;
 

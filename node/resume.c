@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "node/cursor.h"
 #include "node/http_reply.h"
+#include "node/ip_limit.h"
 #include "node/server.h"
 
 /* A stream waiting for its lookups; the request may go away meanwhile. */
@@ -38,6 +39,7 @@ static void resume_free(resume_call_t *r)
         free(r->opts.patterns);
     }
     auth_grant_free(r->opts.grant);
+    ip_limit_release(r->opts.ip);
     free((char *)r->opts.requested_id);
     free(r->topics);
     free(r->found);

@@ -14,6 +14,7 @@
 #include "node/client.h"
 #include "node/cursor.h"
 #include "node/http_reply.h"
+#include "node/ip_limit.h"
 #include "node/publish.h"
 #include "node/resume.h"
 #include "node/query.h"
@@ -185,6 +186,17 @@ static int stream_auth(node_thread_t *th, h2o_req_t *req, const stream_query_t *
     return 0;
 }
 
+/* Counts the stream against max_connections_per_ip; returns the count's
+ * entry, or NULL when the address has its share open already. */
+static ip_entry_t *stream_ip(node_thread_t *th, h2o_req_t *req)
+{
+    struct sockaddr_storage sa;
+    socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&sa);
+    if (len == 0)
+        return NULL;
+    return ip_limit_acquire((struct sockaddr *)&sa, len, (unsigned)th->shared->cfg->max_connections_per_ip);
+}
+
 static int on_stream(node_thread_t *th, h2o_req_t *req, int mercure)
 {
     if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")))
@@ -194,6 +206,7 @@ static int on_stream(node_thread_t *th, h2o_req_t *req, int mercure)
     char msg[160];
     const char *err = parse_stream_query(th, req, &q, msg, sizeof(msg));
     auth_grant_t *grant = NULL;
+    ip_entry_t *ip = NULL; /* the max_connections_per_ip count, while this function holds it */
     int ret;
     if (err != NULL) {
         th->stats.v[STAT_REFUSED_BAD_REQUEST]++;
@@ -210,6 +223,9 @@ static int on_stream(node_thread_t *th, h2o_req_t *req, int mercure)
     } else if (atomic_load(&th->shared->connections) >= th->shared->cfg->max_connections) {
         th->stats.v[STAT_REFUSED_LIMIT]++;
         ret = server_stream_refusal(th, req, "connection limit reached, retry later");
+    } else if (th->shared->cfg->max_connections_per_ip > 0 && (ip = stream_ip(th, req)) == NULL) {
+        th->stats.v[STAT_REFUSED_LIMIT]++;
+        ret = server_stream_refusal(th, req, "too many streams from this address, retry later");
     } else {
         cursor_t *cur = malloc(sizeof(*cur));
         if (cur == NULL) {
@@ -222,7 +238,8 @@ static int on_stream(node_thread_t *th, h2o_req_t *req, int mercure)
             if (pats != NULL)
                 memcpy(pats, q.patterns, q.npatterns * sizeof(*pats));
             client_opts_t opts = {.mercure = mercure, .patterns = pats, .npatterns = pats ? q.npatterns : 0,
-                                  .grant = grant, .requested_id = requested};
+                                  .grant = grant, .requested_id = requested, .ip = ip};
+            ip = NULL; /* in opts now */
             int r;
             if (q.npatterns && pats == NULL)
                 r = -1;
@@ -236,6 +253,7 @@ static int on_stream(node_thread_t *th, h2o_req_t *req, int mercure)
             else
                 free(pats);
             grant = opts.grant;
+            ip = opts.ip; /* still ours when the stream did not open */
             if (r == -2)
                 ret = http_reply_error(req, 400, "Bad Request", "topic_hash_collision",
                                        "two of these topics have the same hash; subscribe to them separately");
@@ -246,6 +264,7 @@ static int on_stream(node_thread_t *th, h2o_req_t *req, int mercure)
         }
     }
     auth_grant_free(grant);
+    ip_limit_release(ip);
     stream_query_free(&q);
     return ret;
 }

@@ -178,3 +178,28 @@ describe('slow and flooding clients', () => {
     }, { timeout: 10000, what: 'every flooded stream gone' });
   });
 });
+
+describe('max_connections_per_ip', () => {
+  test('a third stream from one address is refused with retry:, a stream freed makes room', T, async () => {
+    const n = await startNode(redis, { args: ['--max-connections-per-ip', '2', '--retry-ms', '1000'] });
+    const a = await rawSse(`${n.url}/events?topic=ip`);
+    const b = await rawSse(`${n.url}/.well-known/mercure?topic=ip`);
+    await a.waitForEvents(1);
+    const c = await rawSse(`${n.url}/events?topic=ip`);
+    assert.equal(c.status, 200, 'refused the EventSource way: 200, so browsers retry');
+    await c.ended;
+    assert.match(c.raw(), /^retry: \d+\n: too many streams from this address, retry later\n/);
+    a.close();
+    await waitFor(async () => {
+      const d = await rawSse(`${n.url}/events?topic=ip`);
+      await sleep(100);
+      const ok = !d.isEnded;
+      d.close();
+      return ok;
+    }, { timeout: 5000, what: 'room for a new stream once one ended' });
+    // counted (a thread publishes its figures once a second)
+    await waitFor(async () => /ssehub_node_refused_total\{reason="limit"\} [1-9]/.test(await (await fetch(`${n.url}/metrics`)).text()),
+      { timeout: 5000, what: 'the refusal counted' });
+    b.close();
+  });
+});

@@ -380,8 +380,8 @@ h2load_json() {
 # closes them and it prints its report. Memory is measured as in idle while
 # they are held; the streams are counted three ways: the server's side of
 # the established TCP connections (ss) before and after the RSS samples,
-# nchan's own subscriber count (nchan_stub_status; ssehub-node has no
-# metrics endpoint), and h2load's report: every stream answered 2xx and was
+# the server's own count (nchan_stub_status; ssehub-node's /metrics), and
+# h2load's report: every stream answered 2xx and was
 # still open (ended by the timeout, none done) when the hold ended.
 scenario_idle_h2() {
   local sys=$1 run=$2 shape conns per n tag rss0 rss1 s i est0 est1 held subs subs_min h2pid h2 line

@@ -206,13 +206,18 @@ server_restart() {
   return 0
 }
 
-# server_stream_count: the streams the server says it holds, where it can
-# tell (nchan: the subscribers of nchan_stub_status, over all workers);
-# nothing for ssehub, whose node has no metrics endpoint.
+# server_stream_count: the streams the server says it holds (nchan: the
+# subscribers of nchan_stub_status, over all workers; ssehub: the node's
+# ssehub_node_connections on /metrics, over both protocols -- each worker
+# thread publishes its figure once a second).
 server_stream_count() {
-  [[ $SYS_NAME == nchan ]] || return 0
-  curl -s -m 2 "http://127.0.0.1:$SERVER_PORT/nchan_status" 2>/dev/null |
-    awk -F': *' '$1 == "subscribers" { print $2 + 0 }'
+  if [[ $SYS_NAME == nchan ]]; then
+    curl -s -m 2 "http://127.0.0.1:$SERVER_PORT/nchan_status" 2>/dev/null |
+      awk -F': *' '$1 == "subscribers" { print $2 + 0 }'
+  else
+    curl -s -m 2 "http://127.0.0.1:$SERVER_PORT/metrics" 2>/dev/null |
+      awk '/^ssehub_node_connections\{/ { n += $2; seen = 1 } END { if (seen) print n + 0 }'
+  fi
 }
 
 # server_rss / server_cpu: the server processes' summed VmRSS (KiB) and CPU

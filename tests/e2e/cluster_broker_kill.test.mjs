@@ -28,8 +28,16 @@ import {
 after(cleanupAll);
 
 const LEASE_MS = 1000;
-const NO_LEASE = 'ssehub-broker has no leader lease yet (no "lease acquired" log, no broker:leader key): '
-  + 'two brokers would store every PUBLISH twice; this test waits on the lease work';
+
+// Three nodes and two brokers with a short lease; one broker must lead
+// (otherwise both would store every PUBLISH).
+async function startLeasedCluster() {
+  const cluster = await startCluster({
+    nodes: 3, brokers: 2, nodeArgs: ['--retry-ms', '1000'], brokerArgs: ['--broker-lease-ms', String(LEASE_MS)],
+  });
+  assert.ok(await cluster.brokerLease(), 'a broker holds the leader lease');
+  return cluster;
+}
 
 // Resolves when the stored streams stop growing (the brokers are done).
 async function settled(redis, topics) {
@@ -44,21 +52,14 @@ async function settled(redis, topics) {
 }
 
 test('SIGKILL of the leading broker mid-run: the standby takes over; stored once, in order; loss window bounded',
-  { timeout: 240000 }, async (t) => {
+  { timeout: 240000 }, async () => {
     const CLIENTS = 300;
     const EVENTS = 2000;
     const RATE = 200;
     const TOPICS = Array.from({ length: 10 }, (_, i) => `bk${i}`);
     const FCALL_TOPICS = ['bkf0', 'bkf1'];
     const t0 = Date.now();
-    const cluster = await startCluster({
-      nodes: 3, brokers: 2, nodeArgs: ['--retry-ms', '1000'], brokerArgs: ['--broker-lease-ms', String(LEASE_MS)],
-    });
-    if (!(await cluster.brokerLease())) {
-      console.log(`SKIPPED: ${NO_LEASE}`);
-      t.skip(NO_LEASE);
-      return;
-    }
+    const cluster = await startLeasedCluster();
     const { redis } = cluster;
     const all = [...TOPICS, ...FCALL_TOPICS];
     const clients = startClients(cluster.lb.url, { count: CLIENTS, topics: all, retryDefault: 1000 });
@@ -108,18 +109,11 @@ test('SIGKILL of the leading broker mid-run: the standby takes over; stored once
     }
   });
 
-test('leader SIGSTOPped past its lease, then resumed: nothing stored twice', { timeout: 240000 }, async (t) => {
+test('leader SIGSTOPped past its lease, then resumed: nothing stored twice', { timeout: 240000 }, async () => {
   const CLIENTS = 60;
   const RATE = 100;
   const TOPICS = Array.from({ length: 10 }, (_, i) => `bs${i}`);
-  const cluster = await startCluster({
-    nodes: 3, brokers: 2, nodeArgs: ['--retry-ms', '1000'], brokerArgs: ['--broker-lease-ms', String(LEASE_MS)],
-  });
-  if (!(await cluster.brokerLease())) {
-    console.log(`SKIPPED: ${NO_LEASE}`);
-    t.skip(NO_LEASE);
-    return;
-  }
+  const cluster = await startLeasedCluster();
   const { redis } = cluster;
   const clients = startClients(cluster.lb.url, { count: CLIENTS, topics: TOPICS, retryDefault: 1000 });
   await clients.waitStarted();

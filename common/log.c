@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/text.h"
+
 static atomic_int log_min_level = LOG_INFO;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
@@ -145,12 +147,9 @@ static pthread_mutex_t log_slots_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static uint64_t log_key(const char *component, const char *msg)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (const char *p = component ? component : ""; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    h = (h ^ 0xff) * 1099511628211ULL;
-    for (const char *p = msg ? msg : ""; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    const char *c = component ? component : "", *m = msg ? msg : "";
+    /* the NUL between the parts keeps ("ab", "c") apart from ("a", "bc") */
+    uint64_t h = text_fnv1a64(text_fnv1a64(TEXT_FNV1A64_SEED, c, strlen(c) + 1), m, strlen(m));
     return h ? h : 1;
 }
 

@@ -81,3 +81,11 @@ int text_base64url_value(char c)
         return 63;
     return -1;
 }
+
+uint64_t text_fnv1a64(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ULL;
+    return h;
+}

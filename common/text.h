@@ -15,6 +15,10 @@
  * no leading zero unless it is "0", no overflow. Returns 0 and sets *out,
  * or -1, so every number has one accepted spelling. */
 int text_parse_u64(const char *s, size_t len, uint64_t *out);
+/* FNV-1a 64: folds n bytes into h (start with TEXT_FNV1A64_SEED; chain
+ * calls to hash several parts). Cheap and stable across processes. */
+#define TEXT_FNV1A64_SEED 0xcbf29ce484222325ULL
+uint64_t text_fnv1a64(uint64_t h, const void *p, size_t n);
 /* Returns the 6-bit value of a base64url character (RFC 4648 section 5),
  * or -1 for any other byte, including '+', '/' and the padding '='. */
 int text_base64url_value(char c);

@@ -29,12 +29,7 @@ static const char BASE36[] = "0123456789abcdefghijklmnopqrstuvwxyz";
  * and spread well enough that 36 bits rarely collide within a connection. */
 uint64_t cursor_topic_hash(const char *topic, size_t len)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)topic[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
+    return text_fnv1a64(TEXT_FNV1A64_SEED, topic, len);
 }
 
 /* Returns nonzero when a and b agree in their top 36 bits, the part a short

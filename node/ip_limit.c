@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/text.h"
+
 #define BUCKETS 4096
 
 struct ip_entry {
@@ -38,10 +40,7 @@ static int key_of(const struct sockaddr *sa, socklen_t len, unsigned char key[17
 
 static size_t bucket_of(const unsigned char key[17])
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (int i = 0; i < 17; i++)
-        h = (h ^ key[i]) * 1099511628211ULL;
-    return (size_t)(h % BUCKETS);
+    return (size_t)(text_fnv1a64(TEXT_FNV1A64_SEED, key, 17) % BUCKETS);
 }
 
 ip_entry_t *ip_limit_acquire(const struct sockaddr *sa, socklen_t len, unsigned limit)

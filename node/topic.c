@@ -11,6 +11,7 @@
 #include "broker/envelope.h"
 #include "broker/stream_keys.h"
 #include "common/log.h"
+#include "common/text.h"
 #include "node/client.h"
 #include "node/cursor.h"
 #include "node/server.h"
@@ -21,10 +22,7 @@
 /* FNV-1a over a channel name: the table's key. */
 static uint64_t chan_hash(const char *s, size_t len)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-    return h;
+    return text_fnv1a64(TEXT_FNV1A64_SEED, s, len);
 }
 
 void topic_table_init(topic_table_t *t)

@@ -73,24 +73,18 @@ static void resume_cursor(const resume_call_t *r, cursor_t *cur)
     stream_id_t before = first.ms > 0 ? (stream_id_t){first.ms - 1, UINT64_MAX} : STREAM_ID_ZERO;
     uint64_t hashes[CURSOR_MAX_TOPICS];
     stream_id_t ids[CURSOR_MAX_TOPICS];
-    size_t order[CURSOR_MAX_TOPICS];
-    for (size_t i = 0; i < r->ntopics; i++)
-        order[i] = i;
+    for (size_t i = 0; i < r->ntopics; i++) {
+        hashes[i] = cursor_topic_hash(r->topics[i].base, r->topics[i].len);
+        ids[i] = r->has[i] ? r->found[i] : before;
+    }
     /* sorted by hash, as cursor_format wants (few topics: insertion sort) */
-    for (size_t i = 1; i < r->ntopics; i++)
-        for (size_t k = i; k > 0; k--) {
-            uint64_t a = cursor_topic_hash(r->topics[order[k - 1]].base, r->topics[order[k - 1]].len);
-            uint64_t b = cursor_topic_hash(r->topics[order[k]].base, r->topics[order[k]].len);
-            if (a <= b)
-                break;
-            size_t t = order[k];
-            order[k] = order[k - 1];
-            order[k - 1] = t;
+    for (size_t i = 1; i < r->ntopics; i++) {
+        for (size_t k = i; k > 0 && hashes[k - 1] > hashes[k]; k--) {
+            uint64_t h = hashes[k];
+            stream_id_t id = ids[k];
+            hashes[k] = hashes[k - 1], ids[k] = ids[k - 1];
+            hashes[k - 1] = h, ids[k - 1] = id;
         }
-    for (size_t k = 0; k < r->ntopics; k++) {
-        size_t i = order[k];
-        hashes[k] = cursor_topic_hash(r->topics[i].base, r->topics[i].len);
-        ids[k] = r->has[i] ? r->found[i] : before;
     }
     buf_t text = BUF_INIT;
     if (cursor_format(&text, hashes, ids, r->ntopics, 1) == 0)

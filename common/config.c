@@ -48,6 +48,7 @@ static int check_prefix(const char *v, char *why, size_t whylen);
 static int check_log_level(const char *v, char *why, size_t whylen);
 static int check_jwt_algorithm(const char *v, char *why, size_t whylen);
 static int check_cors_origins(const char *v, char *why, size_t whylen);
+static int check_node_id(const char *v, char *why, size_t whylen);
 
 #define NODE CONFIG_FOR_NODE
 #define BROKER CONFIG_FOR_BROKER
@@ -129,6 +130,8 @@ static const opt_t options[] = {
      "streams without a token are allowed (they get public updates only)"},
     {"cors_origins", STR(cors_origins), "", NODE, 0, 0, check_cors_origins, 0, "ORIGINS",
      "origins allowed to subscribe and publish from pages elsewhere: * or a space-separated list; empty = none"},
+    {"node_id", STR(node_id), "", NODE, 0, 0, check_node_id, 0, "ID",
+     "the node's name in the cluster registry and dashboard; empty = <hostname>:<listen port>"},
     {"replay_memory_events", LONG(replay_memory_events), "256", NODE, 0, 100000, NULL, 0, "N",
      "last events of each active topic a node keeps in memory to serve resumes without Redis; 0 = off"},
 };
@@ -411,6 +414,18 @@ static int check_cors_origins(const char *v, char *why, size_t whylen)
             return fail(why, whylen, "holds %.*s, not an origin like https://example.com", (int)(e - p), p);
         p = e;
     }
+    return 0;
+}
+
+/* Empty (derived at start-up), or up to 128 printable ASCII bytes without
+ * spaces: it is a Redis key part and is shown on the dashboard. */
+static int check_node_id(const char *v, char *why, size_t whylen)
+{
+    if (strlen(v) > 128)
+        return fail(why, whylen, "is longer than 128 bytes");
+    for (const char *c = v; *c; c++)
+        if ((unsigned char)*c <= ' ' || (unsigned char)*c >= 0x7f)
+            return fail(why, whylen, "may hold only printable ASCII without spaces");
     return 0;
 }
 

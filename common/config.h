@@ -53,6 +53,7 @@ typedef struct ssehub_config {
     char *jwt_key_previous;          /* also accepted, for both roles, during a key rotation, "" */
     int subscribe_anonymous;         /* streams without a token (public updates only), 1 */
     char *cors_origins;              /* origins allowed cross-origin ("*" or a list), "" = none */
+    char *node_id;                   /* name in the node registry, "" = <hostname>:<listen port> */
 } ssehub_config_t;
 
 /* Fills *cfg from all layers. argv may hold --config FILE, --help, and

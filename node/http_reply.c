@@ -20,6 +20,15 @@ int http_reply_error(h2o_req_t *req, int status, const char *reason, const char 
     return 0;
 }
 
+int http_reply_error_retry(h2o_req_t *req, int status, const char *reason, const char *code, const char *msg,
+                           long seconds)
+{
+    char *v = h2o_mem_alloc_pool(&req->pool, 24);
+    int n = snprintf(v, 24, "%ld", seconds > 0 ? seconds : 1);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, v, (size_t)n);
+    return http_reply_error(req, status, reason, code, msg);
+}
+
 int http_reply_text(h2o_req_t *req, int status, const char *reason, const char *type, const char *body, size_t len)
 {
     req->res.status = status;

@@ -15,6 +15,7 @@
 #include <openssl/ssl.h>
 
 #include "common/log.h"
+#include "node/registry.h"
 #include "node/server.h"
 
 static node_shared_t shared;
@@ -201,6 +202,7 @@ int main(int argc, char **argv)
     }
     shared.threads = threads;
     shared.nthreads = n;
+    registry_init(&shared);
     for (int i = 0; i < n; i++) {
         threads[i].shared = &shared;
         threads[i].index = i;

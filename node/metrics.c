@@ -30,8 +30,7 @@ void metrics_publish(node_thread_t *th)
         atomic_store_explicit(&th->pub.v[i], s->v[i], memory_order_relaxed);
 }
 
-/* The sum of one stat over every thread's snapshot. */
-static uint64_t sum(const node_shared_t *sh, enum node_stat k)
+uint64_t metrics_sum(const node_shared_t *sh, enum node_stat k)
 {
     uint64_t t = 0;
     for (int i = 0; i < sh->nthreads; i++)
@@ -65,7 +64,7 @@ static void one(buf_t *out, const node_shared_t *sh, const char *name, const cha
                 enum node_stat k)
 {
     family(out, name, type, help);
-    sample(out, name, "", sum(sh, k));
+    sample(out, name, "", metrics_sum(sh, k));
 }
 
 void metrics_render(const node_shared_t *sh, buf_t *out)
@@ -73,8 +72,8 @@ void metrics_render(const node_shared_t *sh, buf_t *out)
     family(out, "ssehub_node_info", "gauge", "Always 1; the labels describe the node.");
     buf_printf(out, "ssehub_node_info{version=\"%s\",threads=\"%d\"} 1\n", SSEHUB_VERSION, sh->nthreads);
     family(out, "ssehub_node_connections", "gauge", "Open SSE streams by protocol.");
-    sample(out, "ssehub_node_connections", "{protocol=\"http1\"}", sum(sh, STAT_CONN_HTTP1));
-    sample(out, "ssehub_node_connections", "{protocol=\"http2\"}", sum(sh, STAT_CONN_HTTP2));
+    sample(out, "ssehub_node_connections", "{protocol=\"http1\"}", metrics_sum(sh, STAT_CONN_HTTP1));
+    sample(out, "ssehub_node_connections", "{protocol=\"http2\"}", metrics_sum(sh, STAT_CONN_HTTP2));
     one(out, sh, "ssehub_node_subscriptions", "gauge", "Pairs of an open stream and one of its exact topics.",
         STAT_SUBSCRIPTIONS);
     one(out, sh, "ssehub_node_pattern_streams", "gauge", "Open streams with `*` or URI template selectors (live only).",
@@ -90,8 +89,8 @@ void metrics_render(const node_shared_t *sh, buf_t *out)
     one(out, sh, "ssehub_node_bytes_out_total", "counter", "Bytes written to streams.", STAT_BYTES_OUT);
     family(out, "ssehub_node_replays_total", "counter",
            "History requests answered from the in-memory window or by a Redis read.");
-    sample(out, "ssehub_node_replays_total", "{source=\"memory\"}", sum(sh, STAT_REPLAY_MEMORY));
-    sample(out, "ssehub_node_replays_total", "{source=\"redis\"}", sum(sh, STAT_REPLAY_REDIS));
+    sample(out, "ssehub_node_replays_total", "{source=\"memory\"}", metrics_sum(sh, STAT_REPLAY_MEMORY));
+    sample(out, "ssehub_node_replays_total", "{source=\"redis\"}", metrics_sum(sh, STAT_REPLAY_REDIS));
     one(out, sh, "ssehub_node_slow_consumer_drops_total", "counter",
         "Streams dropped for having more than client_buffer_bytes queued.", STAT_SLOW_DROPS);
     one(out, sh, "ssehub_node_redis_reconnects_total", "counter", "Redis links established again after a loss.",
@@ -99,8 +98,8 @@ void metrics_render(const node_shared_t *sh, buf_t *out)
     one(out, sh, "ssehub_node_http2_cuts_total", "counter",
         "HTTP/2 connections cut for starting streams too fast (Rapid Reset guard).", STAT_H2_CUTS);
     family(out, "ssehub_node_publishes_total", "counter", "HTTP (Mercure) publishes by result.");
-    sample(out, "ssehub_node_publishes_total", "{result=\"ok\"}", sum(sh, STAT_PUBLISH_OK));
-    sample(out, "ssehub_node_publishes_total", "{result=\"error\"}", sum(sh, STAT_PUBLISH_ERROR));
+    sample(out, "ssehub_node_publishes_total", "{result=\"ok\"}", metrics_sum(sh, STAT_PUBLISH_OK));
+    sample(out, "ssehub_node_publishes_total", "{result=\"error\"}", metrics_sum(sh, STAT_PUBLISH_ERROR));
     family(out, "ssehub_node_refused_total", "counter", "Stream and publish requests refused, by reason.");
     static const struct {
         const char *label;
@@ -113,19 +112,19 @@ void metrics_render(const node_shared_t *sh, buf_t *out)
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
         char labels[48];
         snprintf(labels, sizeof(labels), "{reason=\"%s\"}", refused[i].label);
-        sample(out, "ssehub_node_refused_total", labels, sum(sh, refused[i].k));
+        sample(out, "ssehub_node_refused_total", labels, metrics_sum(sh, refused[i].k));
     }
     family(out, "ssehub_node_redis_command_seconds", "histogram",
            "Round trips of Redis commands (reads, publishes, probes), from queueing to reply.");
     uint64_t cumulative = 0;
     for (size_t b = 0; b <= METRICS_LATENCY_BUCKETS; b++) {
-        cumulative += sum(sh, STAT_REDIS_LAT_BUCKET + b);
+        cumulative += metrics_sum(sh, STAT_REDIS_LAT_BUCKET + b);
         if (b < METRICS_LATENCY_BUCKETS)
             buf_printf(out, "ssehub_node_redis_command_seconds_bucket{le=\"%g\"} %llu\n", latency_bounds_us[b] / 1e6,
                        (unsigned long long)cumulative);
         else
             buf_printf(out, "ssehub_node_redis_command_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cumulative);
     }
-    buf_printf(out, "ssehub_node_redis_command_seconds_sum %.6f\n", sum(sh, STAT_REDIS_LAT_SUM_US) / 1e6);
-    sample(out, "ssehub_node_redis_command_seconds_count", "", sum(sh, STAT_REDIS_LAT_COUNT));
+    buf_printf(out, "ssehub_node_redis_command_seconds_sum %.6f\n", metrics_sum(sh, STAT_REDIS_LAT_SUM_US) / 1e6);
+    sample(out, "ssehub_node_redis_command_seconds_count", "", metrics_sum(sh, STAT_REDIS_LAT_COUNT));
 }

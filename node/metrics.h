@@ -59,6 +59,8 @@ typedef struct node_stats_pub {
 void metrics_observe_redis(node_stats_t *s, uint64_t ns);
 /* Copies the thread's counters (and derived gauges) into its snapshot. */
 void metrics_publish(struct node_thread *th);
+/* The sum of one stat over every thread's snapshot. */
+uint64_t metrics_sum(const struct node_shared *sh, enum node_stat k);
 /* Appends the whole exposition, summed over every thread, to out. */
 void metrics_render(const struct node_shared *sh, buf_t *out);
 

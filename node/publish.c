@@ -174,7 +174,7 @@ static void publish_finish(publish_call_t *call)
     if (req != NULL) {
         *call->ticket = NULL;
         if (call->failed)
-            http_reply_error(req, 503, "Service Unavailable", "store_failed", call->error);
+            http_reply_error_retry(req, 503, "Service Unavailable", "store_failed", call->error, 1);
         else
             http_reply_text(req, 200, "OK", "text/plain; charset=utf-8", call->mid, strlen(call->mid));
     }
@@ -335,12 +335,12 @@ int publish_handle(node_thread_t *th, h2o_req_t *req)
     } else if (err != NULL) {
         ret = http_reply_error(req, 400, "Bad Request", err, msg);
     } else if (!th->link_ready || atomic_load(&sh->stopping)) {
-        ret = http_reply_error(req, 503, "Service Unavailable", "redis_unavailable", "no Redis link, retry later");
+        ret = http_reply_error_retry(req, 503, "Service Unavailable", "redis_unavailable", "no Redis link, retry later", 1);
     } else {
         publish_call_t *call = calloc(1, sizeof(*call));
         char *tj = topics_json(&form);
         if (call == NULL) {
-            ret = http_reply_error(req, 503, "Service Unavailable", "out_of_memory", "retry later");
+            ret = http_reply_error_retry(req, 503, "Service Unavailable", "out_of_memory", "retry later", 1);
         } else {
             const char *id = form_str(&form, form.id);
             if (id != NULL)

@@ -110,7 +110,7 @@ static void resume_finish(resume_call_t *r)
             http_reply_error(req, 400, "Bad Request", "topic_hash_collision",
                              "two of these topics have the same hash; subscribe to them separately");
         else if (rc != 0)
-            server_stream_refusal(r->th, req, "redis unavailable, retry later");
+            server_stream_refusal(r->th, req, "redis_unavailable", "redis unavailable, retry later");
     }
     resume_free(r);
 }

@@ -18,21 +18,42 @@
 #include "node/publish.h"
 #include "node/resume.h"
 #include "node/query.h"
+#include "node/registry.h"
 
 extern const char ssehub_demo_html[];
 extern const size_t ssehub_demo_html_len;
 
 /* ---- responses ---------------------------------------------------------------- */
 
+/* True when the request asks for JSON and not for an event stream: a
+ * script or probe rather than an EventSource (which always sends
+ * Accept: text/event-stream). */
+static int wants_json_refusal(h2o_req_t *req)
+{
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_ACCEPT, -1);
+    if (i < 0)
+        return 0;
+    h2o_iovec_t v = req->headers.entries[i].value;
+    return h2o_strstr(v.base, v.len, H2O_STRLIT("application/json")) != SIZE_MAX &&
+           h2o_strstr(v.base, v.len, H2O_STRLIT("text/event-stream")) == SIZE_MAX;
+}
+
 /* A stream refused for a passing reason: 200 (any other status stops a
- * browser's EventSource for good), a jittered retry: and a comment. */
-int server_stream_refusal(node_thread_t *th, h2o_req_t *req, const char *why)
+ * browser's EventSource for good), a jittered retry: and a comment, and
+ * Retry-After in whole seconds. A client that asked for JSON only gets
+ * 503 with the error code and the same Retry-After. */
+int server_stream_refusal(node_thread_t *th, h2o_req_t *req, const char *code, const char *why)
 {
     long ms = th->shared->cfg->retry_ms;
     ms += ms > 0 ? rand() % (ms + 1) : 0;
+    req->http1_is_persistent = 0; /* the client is to come back later, maybe elsewhere */
+    if (wants_json_refusal(req))
+        return http_reply_error_retry(req, 503, "Service Unavailable", code, why, (ms + 999) / 1000);
+    char *after = h2o_mem_alloc_pool(&req->pool, 24);
+    int an = snprintf(after, 24, "%ld", ms > 999 ? (ms + 999) / 1000 : 1);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, after, (size_t)an);
     char body[256];
     int n = snprintf(body, sizeof(body), "retry: %ld\n: %s\n\n", ms, why);
-    req->http1_is_persistent = 0; /* the client is to come back later, maybe elsewhere */
     return http_reply_text(req, 200, "OK", "text/event-stream", body, (size_t)n);
 }
 
@@ -216,20 +237,20 @@ static int on_stream(node_thread_t *th, h2o_req_t *req, int mercure)
         ret = 0;
     } else if (atomic_load(&th->shared->stopping)) {
         th->stats.v[STAT_REFUSED_DRAINING]++;
-        ret = server_stream_refusal(th, req, "node shutting down, retry later");
+        ret = server_stream_refusal(th, req, "draining", "node shutting down, retry later");
     } else if (!th->link_ready) {
         th->stats.v[STAT_REFUSED_REDIS]++;
-        ret = server_stream_refusal(th, req, "redis unavailable, retry later");
+        ret = server_stream_refusal(th, req, "redis_unavailable", "redis unavailable, retry later");
     } else if (atomic_load(&th->shared->connections) >= th->shared->cfg->max_connections) {
         th->stats.v[STAT_REFUSED_LIMIT]++;
-        ret = server_stream_refusal(th, req, "connection limit reached, retry later");
+        ret = server_stream_refusal(th, req, "too_many_connections", "connection limit reached, retry later");
     } else if (th->shared->cfg->max_connections_per_ip > 0 && (ip = stream_ip(th, req)) == NULL) {
         th->stats.v[STAT_REFUSED_LIMIT]++;
-        ret = server_stream_refusal(th, req, "too many streams from this address, retry later");
+        ret = server_stream_refusal(th, req, "too_many_connections_from_address", "too many streams from this address, retry later");
     } else {
         cursor_t *cur = malloc(sizeof(*cur));
         if (cur == NULL) {
-            ret = server_stream_refusal(th, req, "out of memory, retry later");
+            ret = server_stream_refusal(th, req, "out_of_memory", "out of memory, retry later");
         } else {
             h2o_iovec_t given;
             stream_cursor(req, &q, cur, &given);
@@ -258,7 +279,7 @@ static int on_stream(node_thread_t *th, h2o_req_t *req, int mercure)
                 ret = http_reply_error(req, 400, "Bad Request", "topic_hash_collision",
                                        "two of these topics have the same hash; subscribe to them separately");
             else
-                ret = r == 0 ? 0 : server_stream_refusal(th, req, "out of memory, retry later");
+                ret = r == 0 ? 0 : server_stream_refusal(th, req, "out_of_memory", "out of memory, retry later");
             free(requested);
             free(cur);
         }
@@ -413,13 +434,17 @@ static int on_request(h2o_handler_t *self, h2o_req_t *req)
         buf_free(&out);
         return 0;
     }
+    if (path_is(req, "/cluster"))
+        return registry_handle(th, req);
     if (path_is(req, "/healthz"))
         return http_reply_text(req, 200, "OK", "application/json", H2O_STRLIT("{\"status\":\"ok\"}"));
     if (path_is(req, "/readyz")) {
         if (atomic_load(&th->shared->stopping))
-            return http_reply_error(req, 503, "Service Unavailable", "draining", "node is shutting down");
+            return http_reply_error_retry(req, 503, "Service Unavailable", "draining", "node is shutting down",
+                                          th->shared->cfg->retry_ms / 1000);
         if (!th->link_ready)
-            return http_reply_error(req, 503, "Service Unavailable", "redis_unavailable", "no Redis link");
+            return http_reply_error_retry(req, 503, "Service Unavailable", "redis_unavailable", "no Redis link",
+                                          th->shared->cfg->retry_ms / 1000);
         return http_reply_text(req, 200, "OK", "application/json", H2O_STRLIT("{\"status\":\"ready\"}"));
     }
     if (path_is(req, "/"))
@@ -548,6 +573,8 @@ static void on_housekeeping(h2o_timeout_entry_t *entry)
     topics_expire_idle(th);
     clients_expire_tokens(th);
     metrics_publish(th);
+    if (th->index == 0)
+        registry_beat(th);
     conn_starts_expire(&th->starts, h2o_now(th->loop));
     if (th->accepted >= 256) {
         th->accepted = 0;

@@ -30,6 +30,8 @@ typedef struct node_shared {
     atomic_int fast_drain;    /* SIGINT: the same drain, faster */
     struct node_thread *threads; /* every worker thread (for /metrics) */
     int nthreads;
+    char node_id[160];        /* node_id, or <hostname>:<listen port> (registry.h) */
+    int64_t started_ms;       /* wall clock at start-up */
 } node_shared_t;
 
 /* Everything one worker thread owns. h2o's context is embedded so request
@@ -91,8 +93,9 @@ static inline node_thread_t *node_thread_of(h2o_req_t *req)
 }
 
 /* Refuses a stream for a passing reason: 200 (any other status stops a
- * browser's EventSource for good), a jittered retry: and a comment. */
-int server_stream_refusal(node_thread_t *th, h2o_req_t *req, const char *why);
+ * browser's EventSource for good), a jittered retry:, a comment (why) and
+ * Retry-After; 503 {"error": code} when the client accepts only JSON. */
+int server_stream_refusal(node_thread_t *th, h2o_req_t *req, const char *code, const char *why);
 /* Registers the HTTP routes on the host configuration. */
 void server_register_routes(node_shared_t *shared, h2o_hostconf_t *host);
 /* Runs one worker thread until the process stops (pthread entry point). */

@@ -160,7 +160,7 @@ print_info() {
                  its admin socket .run/haproxy.sock
 
 Try it:
-  open the demo page   $BASE/?topic=demo
+  open the dashboard   $BASE/?topic=demo   (events live, and the cluster: every node, its streams and topics)
   subscribe            curl -N '$BASE/events?topic=demo'
   publish              $publish PUBLISH sse:demo 'hello world'
 
@@ -255,7 +255,7 @@ for i in "${!NODES[@]}"; do
     involved+=("$name")
   else
     start_bg "$name" "$ROOT/build/ssehub-node" --listen "$HOST:${NODE_PORTS[i]}" \
-      --threads "$NODE_THREADS" --redis-url "$REDIS_URL"
+      --threads "$NODE_THREADS" --redis-url "$REDIS_URL" --node-id "$name"
   fi
 done
 

@@ -5,7 +5,7 @@
 // event exactly once, in order.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './lib/browser.mjs';
 
 import { cleanupAll, waitFor } from './lib/harness.mjs';
 import { startCluster, startPublisher, storedSeqs } from './lib/cluster.mjs';
@@ -21,10 +21,7 @@ const EVENTS = 300;
 
 test('the browser\'s EventSource survives the SIGKILL of its node: every event once, in order', { timeout: 120000 }, async () => {
   const cluster = await startCluster({ nodes: 2, brokers: 1, nodeArgs: ['--retry-ms', '500'] });
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking'],
-  });
+  browser = await launchChromium();
   const page = await browser.newPage();
   await page.goto(`${cluster.lb.url}/healthz`);
   await page.evaluate((topic) => {

@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './lib/browser.mjs';
 import { startRedis, startBroker, startNode, waitFor, cleanupAll, buildDir } from './lib/harness.mjs';
 
 let redis, node, browser;
@@ -12,10 +12,7 @@ before(async () => {
   redis = await startRedis();
   await startBroker(redis);
   node = await startNode(redis, { args: ['--threads', '1', '--retry-ms', '200'] });
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking'],
-  });
+  browser = await launchChromium();
 });
 after(async () => {
   if (browser) await browser.close();

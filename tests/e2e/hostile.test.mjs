@@ -9,8 +9,20 @@ import net from 'node:net';
 
 import { cleanupAll, sleep, startBroker, startNode, startRedis, waitFor } from './lib/harness.mjs';
 import { rawSse } from './lib/sse.mjs';
+import { mercureToken } from './lib/jwt.mjs';
 
 const T = { timeout: 90000 };
+
+// Waits until a stream opened at url stays open (is not refused).
+function waitForRoom(url) {
+  return waitFor(async () => {
+    const d = await rawSse(url);
+    await sleep(100);
+    const ok = !d.isEnded;
+    d.close();
+    return ok;
+  }, { timeout: 5000, what: 'room for a new stream once one ended' });
+}
 const KEY = 'hostile-test-key';
 let redis, broker, node;
 
@@ -189,17 +201,68 @@ describe('max_connections_per_ip', () => {
     assert.equal(c.status, 200, 'refused the EventSource way: 200, so browsers retry');
     await c.ended;
     assert.match(c.raw(), /^retry: \d+\n: too many streams from this address, retry later\n/);
+    assert.match(c.headers['retry-after'], /^[12]$/, 'Retry-After in whole seconds, retry_ms to twice it');
     a.close();
-    await waitFor(async () => {
-      const d = await rawSse(`${n.url}/events?topic=ip`);
-      await sleep(100);
-      const ok = !d.isEnded;
-      d.close();
-      return ok;
-    }, { timeout: 5000, what: 'room for a new stream once one ended' });
+    await waitForRoom(`${n.url}/events?topic=ip`);
     // counted (a thread publishes its figures once a second)
     await waitFor(async () => /ssehub_node_refused_total\{reason="limit"\} [1-9]/.test(await (await fetch(`${n.url}/metrics`)).text()),
       { timeout: 5000, what: 'the refusal counted' });
     b.close();
+  });
+});
+
+describe('max_connections', () => {
+  test('over it: 200 with retry: and Retry-After for EventSource, 503 JSON with Retry-After for JSON clients', T, async () => {
+    const n = await startNode(redis, { args: ['--max-connections', '2', '--retry-ms', '2000', '--threads', '2'] });
+    const a = await rawSse(`${n.url}/events?topic=cap`);
+    const b = await rawSse(`${n.url}/events?topic=cap2`);
+    await a.waitForEvents(1);
+    await b.waitForEvents(1);
+    const c = await rawSse(`${n.url}/events?topic=cap`);
+    assert.equal(c.status, 200);
+    await c.ended;
+    assert.match(c.raw(), /^retry: (\d+)\n: connection limit reached, retry later\n\n$/);
+    const retryMs = Number(/^retry: (\d+)/.exec(c.raw())[1]);
+    assert.ok(retryMs >= 2000 && retryMs <= 4000, `jittered between retry_ms and twice it: ${retryMs}`);
+    assert.equal(Number(c.headers['retry-after']), Math.ceil(retryMs / 1000));
+    // a script or probe that accepts only JSON gets the status it can act on
+    const r = await fetch(`${n.url}/events?topic=cap`, { headers: { Accept: 'application/json' } });
+    assert.equal(r.status, 503);
+    assert.match(r.headers.get('retry-after'), /^[234]$/);
+    assert.equal(r.headers.get('content-type'), 'application/json');
+    assert.deepEqual(await r.json(), { error: 'too_many_connections', message: 'connection limit reached, retry later' });
+    // an EventSource's Accept still gets the EventSource answer
+    const e = await fetch(`${n.url}/events?topic=cap`, { headers: { Accept: 'text/event-stream, application/json' } });
+    assert.equal(e.status, 200);
+    assert.match(await e.text(), /connection limit reached/);
+    a.close();
+    await waitForRoom(`${n.url}/events?topic=cap`);
+    b.close();
+  });
+
+  test('503 answers of /readyz and publishing carry Retry-After', T, async () => {
+    const r2 = await startRedis();
+    const n = await startNode(r2, { args: ['--retry-ms', '3000', '--jwt-key', 'k'.repeat(32)] });
+    await r2.kill('SIGKILL');
+    await waitFor(async () => (await fetch(`${n.url}/readyz`)).status === 503, { timeout: 10000, what: 'not ready' });
+    const r = await fetch(`${n.url}/readyz`);
+    assert.equal(r.headers.get('retry-after'), '3');
+    assert.equal((await r.json()).error, 'redis_unavailable');
+    const s = await fetch(`${n.url}/events?topic=x`, { headers: { Accept: 'application/json' } });
+    assert.equal(s.status, 503);
+    assert.equal((await s.json()).error, 'redis_unavailable');
+    assert.ok(Number(s.headers.get('retry-after')) >= 3);
+    const p = await fetch(`${n.url}/.well-known/mercure`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${mercureToken({ publish: ['*'] }, { key: 'k'.repeat(32) })}`,
+        'Content-Type': 'application/x-www-form-urlencoded' },
+      body: 'topic=x&data=y',
+    });
+    assert.equal(p.status, 503);
+    assert.equal(p.headers.get('retry-after'), '1');
+    assert.equal((await p.json()).error, 'redis_unavailable');
+    const c = await fetch(`${n.url}/cluster`);
+    assert.equal(c.status, 503);
+    assert.equal(c.headers.get('retry-after'), '1');
   });
 });

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import http2 from 'node:http2';
 import path from 'node:path';
 import tls from 'node:tls';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './lib/browser.mjs';
 
 import {
   buildDir, cleanupAll, makeCert, sleep, startBroker, startNode, startRedis, waitFor,
@@ -244,11 +244,7 @@ describe('bad TLS settings stop start-up with a message naming the setting', () 
 describe('browser', () => {
   let browser;
   before(async () => {
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking',
-        '--ignore-certificate-errors'],
-    });
+    browser = await launchChromium(['--ignore-certificate-errors']);
   });
   after(async () => { if (browser) await browser.close(); });
 

@@ -5,7 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './lib/browser.mjs';
 
 import { cleanupAll, startBroker, startNode, startRedis } from './lib/harness.mjs';
 import { mercureToken } from './lib/jwt.mjs';
@@ -30,10 +30,7 @@ before(async () => {
   redis = await startRedis();
   await startBroker(redis);
   node = await startNode(redis, { args: ['--jwt-key', KEY, '--cors-origins', `https://unused.example ${siteUrl}`] });
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking'],
-  });
+  browser = await launchChromium();
 });
 after(async () => {
   if (browser) await browser.close();

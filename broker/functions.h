@@ -40,6 +40,11 @@ extern const size_t ssehub_functions_lua_len;
  * published with that publisher id, or nil. */
 #define SSEHUB_FN_RESOLVE "ssehub_resolve"
 
+/* The library's text for FUNCTION LOAD: as compiled in for a single Redis;
+ * for a Redis Cluster (sharded != 0) with live messages sent by SPUBLISH.
+ * Thread-safe; the text lives as long as the process. */
+const char *functions_source(int sharded, size_t *len);
+
 /* True when a Redis error reply means the library is not loaded. */
 int functions_missing_error(const char *errstr, size_t len);
 /* True when a Redis error reply means an older library is loaded (one that

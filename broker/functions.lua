@@ -22,6 +22,11 @@
 -- several topics (stored once in each topic's stream), topics = a JSON
 -- array of all of them, canonical first.
 
+-- On a Redis Cluster the live channel is a sharded channel (SPUBLISH: the
+-- message stays inside the shard that owns the topic's slot); the loader
+-- sets this line to 'SPUBLISH' there (functions_source in functions.c).
+local LIVE_PUBLISH = 'PUBLISH'
+
 local DEFAULT_MAXLEN = 1000
 local DEFAULT_MAXAGE = 86400
 local MAX_FIELD = 256
@@ -233,7 +238,7 @@ local function publish(keys, args)
 
   local msg = {netstring(id)}
   for j = 1, #fields - 2 do msg[#msg + 1] = netstring(fields[j]) end
-  redis.call('PUBLISH', string.sub(key, 1, -2) .. 'l', table.concat(msg))
+  redis.call(LIVE_PUBLISH, string.sub(key, 1, -2) .. 'l', table.concat(msg))
   return id
 end
 

@@ -1329,6 +1329,13 @@ static int ingest_derive(struct ingest *in, char *err, size_t errlen)
     const ssehub_config_t *cfg = in->cfg;
     if (redis_url_parse(cfg->redis_url, &in->url, err, errlen) != 0)
         return -1;
+    if (in->url.nhosts > 1 || in->url.sentinel_master[0] != '\0') {
+        /* nodes serve these; the broker's ingest does not follow a cluster's
+         * slots or Sentinel yet */
+        snprintf(err, errlen, "redis_url: the broker takes one Redis (redis://host:port), not %s",
+                 in->url.sentinel_master[0] ? "Sentinels" : "several hosts");
+        return -1;
+    }
     if (strcmp(cfg->ingest_prefix, cfg->ingest_json_prefix) == 0) {
         snprintf(err, errlen, "ingest_prefix and ingest_json_prefix must differ");
         return -1;

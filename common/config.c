@@ -62,7 +62,8 @@ static const opt_t options[] = {
     {"listen", STR(listen), "0.0.0.0:8080", NODE, 0, 0, check_listen, 0, "HOST:PORT",
      "address the node serves SSE and its HTTP API on"},
     {"redis_url", STR(redis_url), "redis://127.0.0.1:6379", BOTH, 0, 0, check_redis_url, 1, "URL",
-     "Redis to use: redis://[[user]:password@]host[:port][/db]"},
+     "Redis to use: redis://[[user]:password@]host[:port][/db]; several host:port (comma-separated): Redis "
+     "Cluster seeds; redis-sentinel://host:port[,...]/master: Sentinels"},
     {"threads", INT(threads), "0", NODE, 0, 256, NULL, 0, "N",
      "node worker threads; 0 = one per CPU core"},
     {"prefix", STR(prefix), "ssehub:", BOTH, 0, 0, check_prefix, 0, "PREFIX",

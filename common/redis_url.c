@@ -1,5 +1,6 @@
-/* Parsing of redis://[[user]:password@]host[:port][/db] URLs into the parts
- * hiredis needs. Strict: anything not understood is an error, never ignored.
+/* Parsing of redis://[[user]:password@]host[:port][,host[:port]...][/db] and
+ * redis-sentinel://[[user]:password@]host[:port][,...]/master[/db] URLs into
+ * the parts hiredis needs. Strict: anything not understood is an error, never ignored.
  * Messages never quote the password. */
 #include "common/redis_url.h"
 
@@ -13,6 +14,7 @@
 #include <string.h>
 
 #define REDIS_DEFAULT_PORT 6379
+#define SENTINEL_DEFAULT_PORT 26379
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -173,20 +175,69 @@ static int parse_db(const char *s, redis_url_t *out, char *err, size_t errlen)
 
 /* ---- entry point -------------------------------------------------------- */
 
-/* Checks the scheme and returns a pointer just after "redis://", or NULL
- * with a message (rediss:// gets its own, since users will try it). */
-static const char *skip_scheme(const char *url, char *err, size_t errlen)
+/* Checks the scheme and returns a pointer just after "redis://" or
+ * "redis-sentinel://" (*sentinel set), or NULL with a message (rediss://
+ * gets its own, since users will try it). */
+static const char *skip_scheme(const char *url, int *sentinel, char *err, size_t errlen)
 {
+    *sentinel = 0;
     if (strncasecmp(url, "rediss://", 9) == 0) {
         fail(err, errlen, "rediss:// (TLS to Redis) is not supported by hiredis 0.14; "
                           "use redis:// or a local TLS tunnel");
         return NULL;
     }
+    if (strncasecmp(url, "redis-sentinel://", 17) == 0) {
+        *sentinel = 1;
+        return url + 17;
+    }
     if (strncasecmp(url, "redis://", 8) != 0) {
-        fail(err, errlen, "URL must start with redis://");
+        fail(err, errlen, "URL must start with redis:// (or redis-sentinel://)");
         return NULL;
     }
     return url + 8;
+}
+
+/* Parses the comma-separated "host[:port]" list s[0..n) into out->hosts
+ * (and the first into out->host/port); returns 0 or -1 with a message. */
+static int parse_hosts(const char *s, size_t n, int default_port, redis_url_t *out, char *err, size_t errlen)
+{
+    const char *end = s + n;
+    for (const char *item = s;;) {
+        const char *comma = memchr(item, ',', (size_t)(end - item));
+        const char *iend = comma ? comma : end;
+        if (out->nhosts == REDIS_URL_MAX_HOSTS)
+            return fail(err, errlen, "more than %d hosts", REDIS_URL_MAX_HOSTS);
+        redis_url_t one = {.port = default_port};
+        if (parse_hostport(item, (size_t)(iend - item), &one, err, errlen) != 0)
+            return -1;
+        redis_addr_t *a = &out->hosts[out->nhosts++];
+        memcpy(a->host, one.host, sizeof a->host);
+        a->port = one.port;
+        if (comma == NULL)
+            break;
+        item = comma + 1;
+    }
+    memcpy(out->host, out->hosts[0].host, sizeof out->host);
+    out->port = out->hosts[0].port;
+    return 0;
+}
+
+/* The "/master[/db]" path of a Sentinel URL; returns 0 or -1. */
+static int parse_sentinel_path(const char *s, redis_url_t *out, char *err, size_t errlen)
+{
+    const char *slash = strchr(s, '/');
+    size_t n = slash ? (size_t)(slash - s) : strlen(s);
+    if (n == 0)
+        return fail(err, errlen,
+                    "redis-sentinel:// needs the master's name: redis-sentinel://host:26379/mymaster");
+    if (n >= sizeof out->sentinel_master)
+        return fail(err, errlen, "master name is longer than %zu bytes", sizeof out->sentinel_master - 1);
+    for (size_t i = 0; i < n; i++)
+        if (!is_host_char(s[i]))
+            return fail(err, errlen, "master name \"%.*s\" has an invalid character", (int)n, s);
+    memcpy(out->sentinel_master, s, n);
+    out->sentinel_master[n] = '\0';
+    return slash ? parse_db(slash + 1, out, err, errlen) : 0;
 }
 
 int redis_url_parse(const char *url, redis_url_t *out, char *err, size_t errlen)
@@ -195,7 +246,8 @@ int redis_url_parse(const char *url, redis_url_t *out, char *err, size_t errlen)
     out->port = REDIS_DEFAULT_PORT;
     if (url == NULL)
         return fail(err, errlen, "URL is missing");
-    const char *p = skip_scheme(url, err, errlen);
+    int sentinel;
+    const char *p = skip_scheme(url, &sentinel, err, errlen);
     if (p == NULL)
         return -1;
     if (strpbrk(p, "?#") != NULL)
@@ -212,7 +264,10 @@ int redis_url_parse(const char *url, redis_url_t *out, char *err, size_t errlen)
     if (at != NULL && parse_userinfo(p, (size_t)(at - p), out, err, errlen) != 0)
         return -1;
     const char *host = at ? at + 1 : p;
-    if (parse_hostport(host, (size_t)(end - host), out, err, errlen) != 0)
+    if (parse_hosts(host, (size_t)(end - host), sentinel ? SENTINEL_DEFAULT_PORT : REDIS_DEFAULT_PORT, out,
+                    err, errlen) != 0)
         return -1;
+    if (sentinel)
+        return parse_sentinel_path(slash ? slash + 1 : "", out, err, errlen);
     return slash ? parse_db(slash + 1, out, err, errlen) : 0;
 }

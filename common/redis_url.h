@@ -1,8 +1,18 @@
-/* redis://[user:password@]host:port[/db] URLs. */
+/* redis://[user:password@]host:port[,host:port...][/db] URLs: one Redis,
+ * or seed nodes of a Redis Cluster (any one of them is enough to find the
+ * rest); and redis-sentinel://[user:password@]host:port[,...]/master[/db]:
+ * the Sentinels that know the master named "master". */
 #ifndef SSEHUB_COMMON_REDIS_URL_H
 #define SSEHUB_COMMON_REDIS_URL_H
 
 #include <stddef.h>
+
+#define REDIS_URL_MAX_HOSTS 16
+
+typedef struct redis_addr {
+    char host[256];
+    int port;
+} redis_addr_t;
 
 typedef struct redis_url {
     char host[256]; /* name or address; IPv6 literals are written [::1] in the URL, stored bare */
@@ -10,6 +20,9 @@ typedef struct redis_url {
     char user[128]; /* ACL user, "" when none (AUTH password only) */
     char password[256]; /* "" when none; percent-decoded */
     int db;         /* default 0 */
+    int nhosts;     /* hosts given (1 or more); hosts[0] is host:port */
+    redis_addr_t hosts[REDIS_URL_MAX_HOSTS];
+    char sentinel_master[128]; /* redis-sentinel://: the master's name; "" otherwise */
 } redis_url_t;
 
 /* Parses a URL; returns 0, or -1 with a message in err. user and password

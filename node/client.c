@@ -936,16 +936,24 @@ void clients_expire_tokens(node_thread_t *th)
     }
 }
 
-void clients_on_link_down(node_thread_t *th)
+/* The subscription waits for its topic's SUBSCRIBE again, then reads what
+ * it missed after its position. */
+static void sub_wait_again(sub_t *s)
 {
+    sub_drop_held(s);
+    s->state = SUB_WAIT_SUB;
+}
+
+void clients_on_shard_down(node_thread_t *th, int shard)
+{
+    int patterns_lost = shard == 0 && !router_sharded(th);
     for (h2o_linklist_t *l = th->clients.next, *next; l != &th->clients; l = next) {
         next = l->next;
         client_t *c = H2O_STRUCT_FROM_MEMBER(client_t, link, l);
-        if (!c->ready) {
-            client_end(c, "redis unavailable, retry later");
-            continue;
-        }
-        if (c->ext != NULL && c->ext->npatterns > 0) {
+        int hit = 0;
+        for (size_t i = 0; i < c->nsubs && !hit; i++)
+            hit = c->subs[i].topic->shard == shard;
+        if (patterns_lost && c->ext != NULL && c->ext->npatterns > 0) {
             /* pattern selectors are live only: what is published while
              * the link is down cannot be replayed to them, so the client
              * comes back (a Mercure resume then answers Last-Event-ID:
@@ -953,10 +961,28 @@ void clients_on_link_down(node_thread_t *th)
             client_end(c, "redis unavailable, reconnect");
             continue;
         }
-        for (size_t i = 0; i < c->nsubs; i++) {
-            sub_drop_held(&c->subs[i]);
-            c->subs[i].state = SUB_WAIT_SUB;
+        if (!hit)
+            continue;
+        if (!c->ready) {
+            client_end(c, "redis unavailable, retry later");
+            continue;
         }
+        for (size_t i = 0; i < c->nsubs; i++)
+            if (c->subs[i].topic->shard == shard)
+                sub_wait_again(&c->subs[i]);
+    }
+}
+
+void clients_on_topic_down(node_thread_t *th, topic_t *p)
+{
+    (void)th;
+    for (h2o_linklist_t *l = p->subs.next, *next; l != &p->subs; l = next) {
+        next = l->next;
+        sub_t *s = H2O_STRUCT_FROM_MEMBER(sub_t, topic_link, l);
+        if (!s->client->ready)
+            client_end(s->client, "redis cluster changed, retry later");
+        else
+            sub_wait_again(s);
     }
 }
 

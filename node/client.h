@@ -152,10 +152,13 @@ void client_on_history_failed(sub_t *s, int link_lost);
 void client_hold(client_t *c);
 void client_release(client_t *c);
 
-/* The thread's Redis link was lost: streams not yet started are refused
- * (they come back later); started ones re-read their history after the
- * link is back, so nothing is missed. */
-void clients_on_link_down(struct node_thread *th);
+/* A shard's Redis link was lost: streams still replaying that need it end
+ * (with retry:), pattern streams end (live only: a gap cannot be filled),
+ * and every subscription to its topics waits for the topic to be
+ * subscribed again, then fills the hole from the stream. */
+void clients_on_shard_down(struct node_thread *th, int shard);
+/* The same for one topic (its slot moved to another shard). */
+void clients_on_topic_down(struct node_thread *th, topic_t *p);
 /* Writes whatever was queued for the clients marked dirty. */
 void clients_flush_dirty(struct node_thread *th);
 /* Queues a heartbeat comment to clients idle since the last tick. */

@@ -329,7 +329,6 @@ static int on_read_reply(redis_conn_t *conn, redisReply *rep, void *data)
 {
     history_read_t *r = data;
     node_thread_t *th = r->th;
-    (void)conn;
     r->done = 1;
     history_t *h = r->topic != NULL ? &r->topic->history : NULL;
     history_batch_t b = {0};
@@ -345,8 +344,8 @@ static int on_read_reply(redis_conn_t *conn, redisReply *rep, void *data)
                 h->anchoring = 0;
         }
         read_fail(r, rep == NULL || missing);
-        if (missing)
-            redis_conn_reset(th->cmd); /* reconnecting loads the library again */
+        if (missing && conn != NULL)
+            redis_conn_reset(conn); /* reconnecting loads the library again */
     } else {
         if (h != NULL && stream_id_cmp(b.position, h->last) > 0)
             h->last = b.position;
@@ -408,7 +407,8 @@ static history_read_t *read_start(node_thread_t *th, topic_t *t, enum history_fr
     size_t lens[8];
     for (int i = 0; i < 8; i++)
         lens[i] = i == 3 ? t->stream_key.len : strlen(argv[i]);
-    if (redis_conn_command(th->cmd, on_read_reply, r, 8, argv, lens) != 0) {
+    redis_conn_t *cmd = router_shard_up(th, t->shard) ? router_cmd(th, t->shard) : NULL;
+    if (cmd == NULL || redis_conn_command(cmd, on_read_reply, r, 8, argv, lens) != 0) {
         free(r);
         return NULL;
     }

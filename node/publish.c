@@ -252,7 +252,7 @@ static unsigned publish_send(node_thread_t *th, const publish_form_t *f, publish
         ARGS(maxbytes);
 #undef ARG
 #undef ARGS
-        if (redis_conn_command(th->cmd, on_publish_reply, call, argc, argv, lens) != 0)
+        if (router_command(th, skey.base, skey.len, on_publish_reply, call, argc, argv, lens) != 0)
             break;
         sent++;
     }

@@ -170,6 +170,7 @@ static int is_push(const redisReply *r)
 }
 
 static int probe_reply(redis_conn_t *c, redisReply *r, void *data);
+static int handshake_reply(redis_conn_t *c, redisReply *r, void *data);
 
 /* Routes one reply to its waiting callback or to on_push; returns nonzero
  * when the callback kept the reply. */
@@ -185,6 +186,11 @@ static int conn_dispatch(redis_conn_t *c, redisReply *r)
         c->cbs.on_push(c, r, c->data);
         return 0;
     }
+    if (c->fifo_len == 0 && r->type == REDIS_REPLY_ERROR && c->cbs.on_error_reply != NULL) {
+        /* a pub/sub command refused (e.g. SSUBSCRIBE answered MOVED) */
+        c->cbs.on_error_reply(c, r, c->data);
+        return 0;
+    }
     if (c->fifo_len == 0) {
         log_warn("redis", "unexpected reply", json_pack("{s:s,s:i}", "conn", c->name, "type", r->type));
         return 0;
@@ -192,6 +198,8 @@ static int conn_dispatch(redis_conn_t *c, redisReply *r)
     pending_reply_t p = fifo_pop(c);
     if (c->cbs.on_latency != NULL && p.queued_ns != 0)
         c->cbs.on_latency(c, now_ns() - p.queued_ns, c->data);
+    if (r->type == REDIS_REPLY_ERROR && c->cbs.on_error_reply != NULL && p.cb != handshake_reply)
+        c->cbs.on_error_reply(c, r, c->data);
     return p.cb != NULL ? p.cb(c, r, p.data) : 0;
 }
 
@@ -329,8 +337,10 @@ static void conn_handshake(redis_conn_t *c)
     }
     if (c->load_functions) {
         const char *argv[3] = {"FUNCTION", "LOAD", "REPLACE"};
-        const char *a4[4] = {argv[0], argv[1], argv[2], ssehub_functions_lua};
-        size_t lens[4] = {8, 4, 7, ssehub_functions_lua_len};
+        size_t srclen;
+        const char *src = functions_source(c->load_functions == REDIS_CONN_FUNCTIONS_SHARDED, &srclen);
+        const char *a4[4] = {argv[0], argv[1], argv[2], src};
+        size_t lens[4] = {8, 4, 7, srclen};
         conn_queue(c, handshake_reply, "FUNCTION LOAD", 4, a4, lens, 1);
         c->handshake_left++;
     }

@@ -37,12 +37,23 @@ typedef struct redis_conn_callbacks {
     /* The round trip of one command, from queueing to its reply, in
      * nanoseconds (for the latency histogram). May be NULL. */
     void (*on_latency)(redis_conn_t *conn, uint64_t ns, void *data);
+    /* Every error reply to a command, before its callback gets it (e.g. a
+     * Redis Cluster's MOVED: the slot map is stale). May be NULL. */
+    void (*on_error_reply)(redis_conn_t *conn, const redisReply *reply, void *data);
 } redis_conn_callbacks_t;
 
-/* Starts connecting at once; reconnects with capped, jittered back-off
- * (100 ms .. 5 s) whenever the link is lost. name appears in logs. */
-redis_conn_t *redis_conn_new(h2o_evloop_t *loop, const redis_url_t *url, const char *name,
-                             int load_functions, const redis_conn_callbacks_t *cbs, void *data);
+/* What the handshake loads (FUNCTION LOAD REPLACE) before READY. */
+enum redis_conn_functions {
+    REDIS_CONN_NO_FUNCTIONS,
+    REDIS_CONN_FUNCTIONS,         /* the library for a single Redis */
+    REDIS_CONN_FUNCTIONS_SHARDED, /* the library for a Redis Cluster (SPUBLISH) */
+};
+
+/* Starts connecting at once to url's host and port; reconnects with
+ * capped, jittered back-off (100 ms .. 5 s) whenever the link is lost.
+ * name appears in logs; functions is a redis_conn_functions value. */
+redis_conn_t *redis_conn_new(h2o_evloop_t *loop, const redis_url_t *url, const char *name, int functions,
+                             const redis_conn_callbacks_t *cbs, void *data);
 /* Closes the link, fails pending commands (their callbacks get NULL) and
  * frees the connection. */
 void redis_conn_free(redis_conn_t *conn);

@@ -111,9 +111,9 @@ void registry_beat(node_thread_t *th)
     size_t zaddl[4] = {4, index.len, strlen(score), strlen(sh->node_id)};
     const char *prune[4] = {"ZREMRANGEBYSCORE", index.base, "-inf", forget};
     size_t prunel[4] = {16, index.len, 4, strlen(forget)};
-    redis_conn_command(th->cmd, on_beat_reply, NULL, 5, set, setl);
-    redis_conn_command(th->cmd, on_beat_reply, NULL, 4, zadd, zaddl);
-    redis_conn_command(th->cmd, on_beat_reply, NULL, 4, prune, prunel);
+    router_command(th, key.base, key.len, on_beat_reply, NULL, 5, set, setl);
+    router_command(th, index.base, index.len, on_beat_reply, NULL, 4, zadd, zaddl);
+    router_command(th, index.base, index.len, on_beat_reply, NULL, 4, prune, prunel);
     buf_free(&key);
     buf_free(&index);
     free(json);
@@ -249,7 +249,7 @@ static int on_index(redis_conn_t *conn, redisReply *rep, void *data)
         call->gets[i] = (struct cluster_get){call, i};
         const char *argv[2] = {"GET", key.base};
         size_t lens[2] = {3, key.len};
-        if (redis_conn_command(call->th->cmd, on_entry, &call->gets[i], 2, argv, lens) != 0) {
+        if (router_command(call->th, key.base, key.len, on_entry, &call->gets[i], 2, argv, lens) != 0) {
             call->failed = 1;
             call->left--;
         }
@@ -283,7 +283,7 @@ int registry_handle(node_thread_t *th, h2o_req_t *req)
     const char *argv[10] = {"ZRANGE", index.base, "+inf", since, "BYSCORE",
                             "REV",    "LIMIT",    "0",    limit, "WITHSCORES"};
     size_t lens[10] = {6, index.len, 4, strlen(since), 7, 3, 5, 1, strlen(limit), 10};
-    int r = redis_conn_command(th->cmd, on_index, call, 10, argv, lens);
+    int r = router_command(th, index.base, index.len, on_index, call, 10, argv, lens);
     buf_free(&index);
     if (r != 0) {
         *call->ticket = NULL;

@@ -171,7 +171,7 @@ int resume_by_mid(node_thread_t *th, h2o_req_t *req, const h2o_iovec_t *topics, 
         *slot = (resume_slot_t){r, i};
         const char *argv[5] = {"FCALL_RO", SSEHUB_FN_RESOLVE, "1", key.base, mid.base};
         size_t lens[5] = {8, strlen(SSEHUB_FN_RESOLVE), 1, key.len, mid.len};
-        if (redis_conn_command(th->cmd, on_resolved, slot, 5, argv, lens) != 0) {
+        if (router_command(th, key.base, key.len, on_resolved, slot, 5, argv, lens) != 0) {
             free(slot);
             break;
         }

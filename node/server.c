@@ -229,6 +229,11 @@ static int on_stream(node_thread_t *th, h2o_req_t *req, int mercure)
     auth_grant_t *grant = NULL;
     ip_entry_t *ip = NULL; /* the max_connections_per_ip count, while this function holds it */
     int ret;
+    if (err == NULL && q.npatterns > 0 && router_sharded(th)) {
+        err = "patterns_unavailable";
+        snprintf(msg, sizeof(msg),
+                 "`*` and URI template selectors are not served on a Redis Cluster; name topics");
+    }
     if (err != NULL) {
         th->stats.v[STAT_REFUSED_BAD_REQUEST]++;
         ret = http_reply_error(req, 400, "Bad Request", err, msg);
@@ -460,80 +465,6 @@ void server_register_routes(node_shared_t *shared, h2o_hostconf_t *host)
     h->on_req = on_request;
 }
 
-/* ---- the Redis link ------------------------------------------------------------------- */
-
-/* The answer to CONFIG GET maxmemory-policy: history must not be evicted. */
-static int on_policy(redis_conn_t *conn, redisReply *rep, void *data)
-{
-    (void)conn, (void)data;
-    if (rep == NULL)
-        return 0;
-    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 && rep->element[1]->type == REDIS_REPLY_STRING) {
-        const char *policy = rep->element[1]->str;
-        if (strcmp(policy, "noeviction") != 0)
-            log_warn("node", "redis may evict history",
-                     json_pack("{s:s,s:s}", "maxmemory_policy", policy, "hint",
-                               "set maxmemory-policy noeviction: under memory pressure this policy may delete topic "
-                               "streams (they carry a TTL), and resumes would then get ssehub.gap"));
-    } else {
-        log_info("node", "cannot check maxmemory-policy",
-                 json_pack("{s:s}", "error", rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply"));
-    }
-    return 0;
-}
-
-static void on_link_ready(redis_conn_t *conn, void *data)
-{
-    node_thread_t *th = data;
-    (void)conn;
-    if (th->link_ready || th->cmd == NULL || th->sub == NULL || !redis_conn_is_ready(th->cmd) ||
-        !redis_conn_is_ready(th->sub))
-        return;
-    th->link_ready = 1;
-    if (th->link_was_up)
-        th->stats.v[STAT_REDIS_RECONNECTS]++;
-    else if (th->index == 0) {
-        const char *argv[3] = {"CONFIG", "GET", "maxmemory-policy"};
-        size_t lens[3] = {6, 3, 16};
-        redis_conn_command(th->cmd, on_policy, NULL, 3, argv, lens);
-    }
-    th->link_was_up = 1;
-    topics_on_link_up(th);
-}
-
-/* Either connection failing takes the whole link down, so subscriptions and
- * history reads always restart together. */
-static void on_link_down(redis_conn_t *conn, void *data)
-{
-    node_thread_t *th = data;
-    th->link_ready = 0;
-    clients_on_link_down(th);
-    topics_on_link_down(th);
-    clients_flush_dirty(th);
-    redis_conn_t *other = conn == th->cmd ? th->sub : th->cmd;
-    if (other != NULL && redis_conn_is_ready(other))
-        redis_conn_reset(other);
-}
-
-static void on_push(redis_conn_t *conn, redisReply *reply, void *data)
-{
-    (void)conn;
-    topics_on_push(data, reply);
-}
-
-static void on_latency(redis_conn_t *conn, uint64_t ns, void *data)
-{
-    node_thread_t *th = data;
-    (void)conn;
-    metrics_observe_redis(&th->stats, ns);
-}
-
-static void on_batch_end(redis_conn_t *conn, void *data)
-{
-    (void)conn;
-    clients_flush_dirty(data);
-}
-
 /* ---- the thread --------------------------------------------------------------------------- */
 
 static void on_accept(h2o_socket_t *listener, const char *err)
@@ -572,6 +503,7 @@ static void on_housekeeping(h2o_timeout_entry_t *entry)
     node_thread_t *th = H2O_STRUCT_FROM_MEMBER(node_thread_t, housekeeping, entry);
     topics_expire_idle(th);
     clients_expire_tokens(th);
+    router_tick(th);
     metrics_publish(th);
     if (th->index == 0)
         registry_beat(th);
@@ -610,13 +542,7 @@ static void thread_setup(node_thread_t *th)
     h2o_linklist_init_anchor(&th->expiring);
     h2o_linklist_init_anchor(&th->clients);
     h2o_linklist_init_anchor(&th->dirty);
-    redis_conn_callbacks_t cmd_cbs = {on_link_ready, on_link_down, NULL, on_batch_end, on_latency};
-    redis_conn_callbacks_t sub_cbs = {on_link_ready, on_link_down, on_push, on_batch_end, on_latency};
-    char name[32];
-    snprintf(name, sizeof(name), "cmd-%d", th->index);
-    th->cmd = redis_conn_new(th->loop, &sh->redis, name, 1, &cmd_cbs, th);
-    snprintf(name, sizeof(name), "sub-%d", th->index);
-    th->sub = redis_conn_new(th->loop, &sh->redis, name, 0, &sub_cbs, th);
+    router_start(th);
     th->heartbeat_frame = frame_from_bytes(":\n\n", 3);
     h2o_timeout_init(th->loop, &th->heartbeat_timeout, (uint64_t)sh->cfg->heartbeat_interval * 1000);
     th->heartbeat.cb = on_heartbeat;
@@ -658,9 +584,7 @@ static void thread_teardown(node_thread_t *th)
     h2o_timeout_dispose(th->loop, &th->heartbeat_timeout);
     h2o_timeout_unlink(&th->housekeeping);
     h2o_timeout_dispose(th->loop, &th->housekeeping_timeout);
-    redis_conn_free(th->cmd);
-    redis_conn_free(th->sub);
-    th->cmd = th->sub = NULL;
+    router_stop(th);
     for (int i = 0; i < 10; i++)
         h2o_evloop_run(th->loop, 10);
     topic_table_dispose(&th->topics);

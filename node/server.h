@@ -15,6 +15,7 @@
 #include "node/conn_starts.h"
 #include "node/metrics.h"
 #include "node/redis_conn.h"
+#include "node/router.h"
 #include "node/topic.h"
 
 /* Read-only after start-up; one per process. */
@@ -56,9 +57,8 @@ typedef struct node_thread {
     node_listener_t listeners[NODE_MAX_LISTENERS];
     int nlisteners;
 
-    redis_conn_t *cmd; /* commands: replay reads */
-    redis_conn_t *sub; /* pub/sub: live channels */
-    int link_ready;    /* both connections ready and channels resubscribed */
+    router_t router; /* Redis: one shard per master (commands, pub/sub) */
+    int link_ready;  /* every shard up: new streams are admitted */
 
     topic_table_t topics;
     h2o_linklist_t pattern_clients; /* client_ext_t.pattern_link of streams with pattern selectors */
@@ -80,7 +80,6 @@ typedef struct node_thread {
     history_stats_t hstats;
     node_stats_t stats;       /* this thread's counters (metrics.h) */
     node_stats_pub_t pub;     /* their snapshot, read by /metrics on any thread */
-    int link_was_up;          /* the Redis link has been up before: the next up is a reconnect */
     frame_t *heartbeat_frame; /* ":\n\n", shared by every stream's heartbeats */
     h2o_iovec_t *wvecs;       /* iovec scratch for writes (h2o copies the array) */
     uint32_t wveccap;

@@ -106,17 +106,23 @@ void topic_table_dispose(topic_table_t *t)
 
 /* ---- subscriptions ------------------------------------------------------------- */
 
-/* Sends (UN)SUBSCRIBE for one topic; returns 0, or -1 when the link is down. */
-static int topic_send(node_thread_t *th, topic_t *p, const char *verb)
+/* Sends (UN)SUBSCRIBE for one topic on its shard (SSUBSCRIBE,
+ * SUNSUBSCRIBE on a Redis Cluster); returns 0, or -1 when the shard is down. */
+static int topic_send(node_thread_t *th, topic_t *p, int subscribe)
 {
+    if (!router_shard_up(th, p->shard))
+        return -1;
+    int sharded = router_sharded(th);
+    const char *verb =
+        subscribe ? (sharded ? "SSUBSCRIBE" : "SUBSCRIBE") : (sharded ? "SUNSUBSCRIBE" : "UNSUBSCRIBE");
     const char *argv[2] = {verb, p->channel.base};
     size_t lens[2] = {strlen(verb), p->channel.len};
-    return redis_conn_command(th->sub, NULL, NULL, 2, argv, lens);
+    return redis_conn_command(router_sub(th, p->shard), NULL, NULL, 2, argv, lens);
 }
 
 static void topic_subscribe(node_thread_t *th, topic_t *p)
 {
-    if (th->link_ready && topic_send(th, p, "SUBSCRIBE") == 0)
+    if (topic_send(th, p, 1) == 0)
         p->state = TOPIC_SUBSCRIBING;
 }
 
@@ -147,6 +153,8 @@ topic_t *topic_acquire(node_thread_t *th, const char *name, size_t len)
     p->channel = chan;
     p->chan_hash = chan_hash(chan.base, chan.len);
     p->state = TOPIC_UNSUBSCRIBED;
+    p->slot = cluster_key_slot(p->stream_key.base, p->stream_key.len);
+    p->shard = router_shard_of_key(th, p->stream_key.base, p->stream_key.len);
     h2o_linklist_init_anchor(&p->subs);
     history_init(&p->history, (uint32_t)th->shared->cfg->replay_memory_events);
     table_insert(&th->topics, p);
@@ -160,7 +168,7 @@ static void topic_drop(node_thread_t *th, topic_t *p)
     p->idle_since = 0;
     switch (p->state) {
     case TOPIC_SUBSCRIBED:
-        if (topic_send(th, p, "UNSUBSCRIBE") == 0) {
+        if (topic_send(th, p, 0) == 0) {
             p->state = TOPIC_UNSUBSCRIBING;
             return;
         }
@@ -209,14 +217,15 @@ static int pattern_send(node_thread_t *th, const char *verb)
     int r = buf_printf(&pat, "%s{*}:l", th->shared->cfg->prefix);
     const char *argv[2] = {verb, pat.base};
     size_t lens[2] = {strlen(verb), pat.len};
-    r = r == 0 ? redis_conn_command(th->sub, NULL, NULL, 2, argv, lens) : -1;
+    r = r == 0 && router_shard_up(th, 0) ? redis_conn_command(router_sub(th, 0), NULL, NULL, 2, argv, lens)
+                                         : -1;
     buf_free(&pat);
     return r;
 }
 
 static void pattern_subscribe(node_thread_t *th)
 {
-    if (th->link_ready && th->pattern_state == TOPIC_UNSUBSCRIBED && pattern_send(th, "PSUBSCRIBE") == 0)
+    if (!router_sharded(th) && th->pattern_state == TOPIC_UNSUBSCRIBED && pattern_send(th, "PSUBSCRIBE") == 0)
         th->pattern_state = TOPIC_SUBSCRIBING;
 }
 
@@ -262,28 +271,57 @@ static void pattern_on_push(node_thread_t *th, const redisReply *r)
     }
 }
 
-void topics_on_link_up(node_thread_t *th)
+void topics_on_shard_up(node_thread_t *th, int shard)
 {
-    if (th->npattern > 0)
+    if (shard == 0 && th->npattern > 0)
         pattern_subscribe(th);
     for (size_t i = 0; i < th->topics.nbuckets; i++)
         for (topic_t *p = th->topics.buckets[i]; p != NULL; p = p->next)
-            if (p->state == TOPIC_UNSUBSCRIBED)
+            if (p->shard == shard && p->state == TOPIC_UNSUBSCRIBED)
                 topic_subscribe(th, p);
 }
 
-void topics_on_link_down(node_thread_t *th)
+/* The topic's subscription is gone (its shard's link, or its slot moved):
+ * forget it; an unused topic goes. Returns 1 when p was freed. */
+static int topic_lost(node_thread_t *th, topic_t *p)
 {
-    th->pattern_state = TOPIC_UNSUBSCRIBED;
+    p->state = TOPIC_UNSUBSCRIBED;
+    history_on_link_down(&p->history);
+    if (p->nsubs > 0)
+        return 0;
+    table_remove(&th->topics, p);
+    topic_free(p);
+    return 1;
+}
+
+void topics_on_shard_down(node_thread_t *th, int shard)
+{
+    if (shard == 0 && !router_sharded(th))
+        th->pattern_state = TOPIC_UNSUBSCRIBED;
     for (size_t i = 0; i < th->topics.nbuckets; i++) {
         for (topic_t *p = th->topics.buckets[i], *next; p != NULL; p = next) {
             next = p->next;
-            p->state = TOPIC_UNSUBSCRIBED;
-            history_on_link_down(&p->history);
-            if (p->nsubs == 0) {
-                table_remove(&th->topics, p);
-                topic_free(p);
+            if (p->shard == shard)
+                topic_lost(th, p);
+        }
+    }
+}
+
+void topics_on_map(node_thread_t *th)
+{
+    for (size_t i = 0; i < th->topics.nbuckets; i++) {
+        for (topic_t *p = th->topics.buckets[i], *next; p != NULL; p = next) {
+            next = p->next;
+            int shard = router_shard_of_key(th, p->stream_key.base, p->stream_key.len);
+            if (shard == p->shard)
+                continue;
+            if (p->shard >= 0) {
+                clients_on_topic_down(th, p);
+                if (topic_lost(th, p))
+                    continue;
             }
+            p->shard = shard;
+            topic_subscribe(th, p);
         }
     }
 }
@@ -337,7 +375,22 @@ static void topic_on_message(node_thread_t *th, topic_t *p, const char *msg, siz
     frame_release(f);
 }
 
-void topics_on_push(node_thread_t *th, const void *reply)
+/* A sharded subscription ended by Redis, not by us: the slot moved to
+ * another shard (a migration). The topic goes down and the map is read
+ * again; it comes back up on the slot's new shard. */
+static void topic_on_moved(node_thread_t *th, topic_t *p)
+{
+    log_info("node", "subscription ended by redis: slot moved",
+             json_pack("{s:s,s:i}", "topic", p->name, "slot", (int)p->slot));
+    clients_on_topic_down(th, p);
+    clients_flush_dirty(th);
+    if (topic_lost(th, p))
+        return;
+    p->shard = -1;
+    router_request_refresh(th);
+}
+
+void topics_on_push(node_thread_t *th, int shard, const void *reply)
 {
     const redisReply *r = reply;
     if (r->elements < 2 || r->element[1]->type != REDIS_REPLY_STRING)
@@ -347,13 +400,17 @@ void topics_on_push(node_thread_t *th, const void *reply)
         pattern_on_push(th, r);
         return;
     }
+    if (strcmp(kind, "smessage") == 0 || strcmp(kind, "ssubscribe") == 0 || strcmp(kind, "sunsubscribe") == 0)
+        kind++; /* sharded pub/sub on a cluster: the same pushes */
     topic_t *p = table_find(&th->topics, r->element[1]->str, r->element[1]->len);
-    if (p == NULL)
+    if (p == NULL || p->shard != shard)
         return;
     if (strcmp(kind, "message") == 0 && r->elements == 3 && r->element[2]->type == REDIS_REPLY_STRING)
         topic_on_message(th, p, r->element[2]->str, r->element[2]->len);
     else if (strcmp(kind, "subscribe") == 0)
         topic_on_subscribed(th, p);
+    else if (strcmp(kind, "unsubscribe") == 0 && p->state != TOPIC_UNSUBSCRIBING && router_sharded(th))
+        topic_on_moved(th, p);
     else if (strcmp(kind, "unsubscribe") == 0)
         topic_on_unsubscribed(th, p);
 }

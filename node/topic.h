@@ -34,6 +34,8 @@ typedef struct topic {
     buf_t channel;        /* P{topic}:l */
     buf_t stream_key;     /* P{topic}:s */
     enum topic_state state;
+    int shard;            /* router shard serving its slot; -1 while unknown */
+    unsigned slot;        /* its Redis Cluster slot */
     h2o_linklist_t subs;  /* sub_t.topic_link of local subscribers */
     size_t nsubs;
     uint64_t idle_since;  /* loop time its last subscriber left; 0 while in use */
@@ -68,11 +70,17 @@ void topics_expire_idle(struct node_thread *th);
 void topics_pattern_acquire(struct node_thread *th);
 void topics_pattern_release(struct node_thread *th);
 
-/* The Redis link came (back) up: SUBSCRIBE every topic. */
-void topics_on_link_up(struct node_thread *th);
-/* The Redis link was lost: every subscription is gone on the server. */
-void topics_on_link_down(struct node_thread *th);
-/* A pub/sub push (subscribe/unsubscribe confirmation or message). */
-void topics_on_push(struct node_thread *th, const void *redis_reply);
+/* A shard's link came (back) up: SUBSCRIBE its topics. */
+void topics_on_shard_up(struct node_thread *th, int shard);
+/* A shard's link was lost: its subscriptions are gone on the server. */
+void topics_on_shard_down(struct node_thread *th, int shard);
+/* The slot map changed: topics whose slot has another shard now are taken
+ * down there (their clients wait and fill the hole) and subscribed on the
+ * new one. */
+void topics_on_map(struct node_thread *th);
+/* A pub/sub push from a shard's connection (subscribe/unsubscribe
+ * confirmation or message); pushes about topics now on another shard are
+ * stale and ignored. */
+void topics_on_push(struct node_thread *th, int shard, const void *redis_reply);
 
 #endif

@@ -6,8 +6,8 @@
 # and prints a summary.
 # Extra arguments go to ctest, e.g. scripts/test.sh -R broker.
 # Environment:
-#   FUZZ_SECONDS=N  seconds each fuzz target runs (default 20, two targets at
-#                   a time: about 90 s for the step); FUZZ_SECONDS=0 skips
+#   FUZZ_SECONDS=N  seconds each fuzz target runs (default 30, two targets at
+#                   a time: about 2 min for the step); FUZZ_SECONDS=0 skips
 #                   the fuzz step (build included), e.g. for quick local runs.
 set -uo pipefail
 
@@ -134,7 +134,7 @@ run_fuzz() {
   fi
 }
 
-fuzz_seconds=${FUZZ_SECONDS:-20}
+fuzz_seconds=${FUZZ_SECONDS:-30}
 if [[ $fuzz_seconds == 0 ]]; then
   note "fuzz" "skipped (FUZZ_SECONDS=0)"
 elif [[ ! $fuzz_seconds =~ ^[0-9]+$ ]]; then

@@ -9,7 +9,7 @@
 #
 # usage: tests/fuzz/run.sh [BUILD_DIR]      (default build-fuzz/)
 # environment:
-#   FUZZ_SECONDS=N   seconds of fuzzing per target (default 20; 0 runs only
+#   FUZZ_SECONDS=N   seconds of fuzzing per target (default 30; 0 runs only
 #                    the regression inputs and the seed corpus, once each)
 #   FUZZ_JOBS=N      targets run at once (default 2)
 #   FUZZ_TARGETS="cursor jwt"   only these targets (default: all)
@@ -21,7 +21,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 BUILD=$(cd "${1:-$ROOT/build-fuzz}" 2>/dev/null && pwd) ||
   { echo "fuzz: FAILED: no build directory ${1:-$ROOT/build-fuzz} (scripts/build.sh --fuzz)"; exit 1; }
-SECONDS_PER_TARGET=${FUZZ_SECONDS:-20}
+SECONDS_PER_TARGET=${FUZZ_SECONDS:-30}
 JOBS=${FUZZ_JOBS:-2}
 [[ $SECONDS_PER_TARGET =~ ^[0-9]+$ && $JOBS =~ ^[1-9][0-9]*$ ]] ||
   { echo "fuzz: FAILED: FUZZ_SECONDS and FUZZ_JOBS must be whole numbers"; exit 1; }

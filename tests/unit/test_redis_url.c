@@ -123,8 +123,38 @@ static void test_limits(void)
     CHECK(redis_url_parse("redis://h:0", &u, NULL, 0) == -1); /* no buffer for the message */
 }
 
+/* Several hosts (Redis Cluster seeds) and Sentinel URLs. */
+static void test_hosts(void)
+{
+    redis_url_t u;
+    char err[256] = "";
+    CHECK(redis_url_parse("redis://:pw@10.0.0.1:7000,10.0.0.2,[::1]:7002", &u, err, sizeof err) == 0);
+    CHECK(u.nhosts == 3);
+    CHECK(strcmp(u.host, "10.0.0.1") == 0 && u.port == 7000);
+    CHECK(strcmp(u.hosts[0].host, "10.0.0.1") == 0 && u.hosts[0].port == 7000);
+    CHECK(strcmp(u.hosts[1].host, "10.0.0.2") == 0 && u.hosts[1].port == 6379);
+    CHECK(strcmp(u.hosts[2].host, "::1") == 0 && u.hosts[2].port == 7002);
+    CHECK(strcmp(u.password, "pw") == 0 && u.sentinel_master[0] == '\0');
+    CHECK(redis_url_parse("redis://h", &u, err, sizeof err) == 0 && u.nhosts == 1);
+    expect_bad("redis://a,,b", "host is empty");
+    expect_bad("redis://a,", "host is empty");
+    expect_bad("redis://a,b:x", "port");
+    expect_bad("redis://h1,h2,h3,h4,h5,h6,h7,h8,h9,h10,h11,h12,h13,h14,h15,h16,h17", "more than 16 hosts");
+
+    CHECK(redis_url_parse("redis-sentinel://s1,s2:26380/mymaster/2", &u, err, sizeof err) == 0);
+    CHECK(u.nhosts == 2 && u.hosts[0].port == 26379 && u.hosts[1].port == 26380);
+    CHECK(strcmp(u.sentinel_master, "mymaster") == 0 && u.db == 2);
+    CHECK(redis_url_parse("REDIS-SENTINEL://u:p@s1/m", &u, err, sizeof err) == 0);
+    CHECK(strcmp(u.sentinel_master, "m") == 0 && u.db == 0 && strcmp(u.user, "u") == 0);
+    expect_bad("redis-sentinel://s1", "master's name");
+    expect_bad("redis-sentinel://s1/", "master's name");
+    expect_bad("redis-sentinel://s1/a:b", "invalid character");
+    expect_bad("redis-sentinel://s1/m/x", "database");
+}
+
 int main(void)
 {
+    test_hosts();
     test_good();
     test_credentials();
     test_bad();

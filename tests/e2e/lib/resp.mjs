@@ -22,7 +22,7 @@ import net from 'node:net';
 const CRLF = Buffer.from('\r\n');
 
 // Returns the RESP encoding of one command.
-function encode(args) {
+export function encode(args) {
   const parts = [Buffer.from(`*${args.length}\r\n`)];
   for (const a of args) {
     const b = Buffer.isBuffer(a) ? a : Buffer.from(String(a), 'utf8');
@@ -33,7 +33,7 @@ function encode(args) {
 
 // Parses one reply at buf[pos]; returns {value, pos} or null when more bytes
 // are needed. Bulk strings are Buffers, errors Error objects.
-function parse(buf, pos) {
+export function parse(buf, pos) {
   const eol = buf.indexOf(CRLF, pos);
   if (eol < 0) return null;
   const type = String.fromCharCode(buf[pos]);
@@ -68,7 +68,7 @@ function parse(buf, pos) {
 }
 
 // Converts Buffers inside a reply to strings unless buffers are wanted.
-function convert(v, buffers) {
+export function convert(v, buffers) {
   if (Buffer.isBuffer(v)) return buffers ? v : v.toString('utf8');
   if (Array.isArray(v)) return v.map((x) => convert(x, buffers));
   return v;

@@ -34,6 +34,7 @@
 #include "broker/lease.h"
 #include "broker/stream_keys.h"
 #include "common/buf.h"
+#include "common/cluster_slots.h"
 #include "common/log.h"
 #include "common/redis_url.h"
 
@@ -51,6 +52,12 @@
 #define SEND_MAX_ARGS (MSG_MAX_ARGS + 4) /* + fence EPOCH in POSITION */
 #define MARK_RETRY_SECONDS 1.0           /* ask for a sync mark again when none came */
 #define TRIM_SECONDS 0.5                 /* standby: how often old messages are forgotten */
+#define MAX_SHARDS 64                    /* Redis Cluster masters followed */
+#define TOPOLOGY_SECONDS 1.0             /* re-read the slot map / ask Sentinel while something is off */
+#define CLUSTER_PAUSE_SECONDS 0.1        /* after MOVED, ASK, TRYAGAIN, CLUSTERDOWN: send again after */
+
+/* What redis_url turned out to name. */
+enum redis_mode { MODE_UNKNOWN, MODE_SINGLE, MODE_CLUSTER };
 
 /* ---- types --------------------------------------------------------------- */
 
@@ -95,7 +102,11 @@ typedef struct log_limit {
 /* One Redis connection with its reconnect state. */
 typedef struct redis_link {
     struct ingest *in;
-    const char *name;      /* "subscriber" or "command", for logs */
+    const char *name;            /* "subscriber", "command", "lease" or "discovery", for logs */
+    char host[CLUSTER_HOST_MAX]; /* where it connects */
+    int port;
+    int shard;             /* command links: index in ingest.shards; -1 for the others */
+    int reloading;         /* command links: FUNCTION LOAD after "not found" in flight */
     redisAsyncContext *ac; /* NULL while down */
     int ready;             /* handshake complete */
     int was_ready;         /* has been ready before: a reconnect */
@@ -119,16 +130,26 @@ struct ingest {
     struct ev_loop *loop;
     const ssehub_config_t *cfg;
     redis_url_t url;
-    /* sub: pattern subscription and sync marks; cmd: pipelined publish
-     * calls; lease_link: the lease alone, so a renewal never waits behind
-     * thousands of publish calls in flight */
-    redis_link_t sub, cmd, lease_link;
+    /* sub: pattern subscription and sync marks; shards: one command link
+     * per master (one for a single Redis) for the pipelined publish calls;
+     * lease_link: the lease alone, so a renewal never waits behind
+     * thousands of publish calls in flight; boot: finds out what redis_url
+     * names (CLUSTER SLOTS, or Sentinel) and re-reads it */
+    redis_link_t sub, lease_link, boot;
+    redis_link_t *shards[MAX_SHARDS];
+    int8_t slot_shard[CLUSTER_SLOTS]; /* slot -> shards index, -1: not served */
+    enum redis_mode mode;
+    unsigned boot_next;  /* the address the next discovery tries */
+    int topology_wanted; /* read the map (or ask Sentinel) again */
+    int topology_inflight;
+    int paused; /* after a cluster error: pump resumes on the pause timer */
+    ev_timer topology_timer, pause_timer;
+    buf_t leader_key, epoch_key; /* the lease's keys, for routing */
     buf_t pattern_plain, pattern_json;
     char maxlen_text[24], maxage_text[24], maxbytes_text[24];
     msg_queue_t queue;
     size_t inflight;
     uint64_t next_seq;
-    int reloading; /* FUNCTION LOAD after "not found" in flight */
     int ready_logged;
     ingest_counters_t counters, logged;
     log_limit_t limits[LOG_LIMIT_SLOTS];
@@ -409,12 +430,45 @@ static msg_t *msg_new(struct ingest *in, const char *topic, size_t tlen, const e
 /* ---- sending ------------------------------------------------------------- */
 
 /* Returns nonzero when publish calls may go out now (the lease is checked
- * again on the clock before each one). */
+ * again on the clock before each one, the shard's link per message). */
 static int can_send(const struct ingest *in)
 {
-    return in->cmd.ac != NULL && in->cmd.ready && !in->reloading && !in->finished &&
-           lease_role(in->lease) == LEASE_LEADER;
+    return !in->finished && !in->paused && lease_role(in->lease) == LEASE_LEADER;
 }
+
+/* Nonzero when a command link can take commands now. */
+static int link_usable(const redis_link_t *link)
+{
+    return link != NULL && link->ac != NULL && link->ready && !link->reloading;
+}
+
+/* The command link of the master serving key's slot (the only one on a
+ * single Redis), or NULL while that is not known. */
+static redis_link_t *shard_for_key(const struct ingest *in, const char *key, size_t len)
+{
+    if (in->mode == MODE_UNKNOWN)
+        return NULL;
+    int k = in->slot_shard[cluster_key_slot(key, len)];
+    return k >= 0 ? in->shards[k] : NULL;
+}
+
+/* Nonzero when every command link is ready (and there is one). */
+static int shards_ready(const struct ingest *in)
+{
+    int any = 0;
+    for (int i = 0; i < MAX_SHARDS; i++) {
+        if (in->shards[i] == NULL)
+            continue;
+        if (!in->shards[i]->ready)
+            return 0;
+        any = 1;
+    }
+    return any;
+}
+
+static void request_topology(struct ingest *in);
+static void update_epoch_link(struct ingest *in);
+static void cluster_pause(struct ingest *in, const redisReply *reply, const msg_t *m);
 
 /* Starts FUNCTION LOAD REPLACE after a "function not found" answer; later
  * messages wait in the queue until it is answered. */
@@ -468,6 +522,16 @@ static void on_publish_reply(redisAsyncContext *ac, void *r, void *privdata)
         return;
     }
     if (reply->type == REDIS_REPLY_ERROR &&
+        (cluster_error_kind(reply->str, reply->len) != CLUSTER_ERROR_OTHER ||
+         strncmp(reply->str, "READONLY", 8) == 0)) {
+        /* MOVED, ASK, TRYAGAIN, CLUSTERDOWN (a cluster resharding or failing
+         * over), READONLY (a Sentinel master turned replica): not stored;
+         * hold it, in order, and send again once the map is read again */
+        queue_requeue(&in->queue, m);
+        cluster_pause(in, reply, m);
+        return;
+    }
+    if (reply->type == REDIS_REPLY_ERROR &&
         (functions_missing_error(reply->str, reply->len) ||
          functions_outdated_error(reply->str, reply->len)) &&
         ++m->attempts < MAX_ATTEMPTS) {
@@ -504,7 +568,7 @@ static void on_publish_reply(redisAsyncContext *ac, void *r, void *privdata)
 }
 
 /* Sends one message with the lease epoch (fence) and its position (in). */
-static int send_publish(struct ingest *in, msg_t *m)
+static int send_publish(struct ingest *in, redis_link_t *link, msg_t *m)
 {
     const char *argv[SEND_MAX_ARGS];
     size_t lens[SEND_MAX_ARGS];
@@ -516,7 +580,7 @@ static int send_publish(struct ingest *in, msg_t *m)
     argv[argc] = in->epoch_text, lens[argc++] = strlen(in->epoch_text);
     argv[argc] = "in", lens[argc++] = 2;
     argv[argc] = pos, lens[argc++] = ingest_pos_format(pos, m->pos);
-    return redisAsyncCommandArgv(in->cmd.ac, on_publish_reply, m, argc, argv, lens) == REDIS_OK ? 0 : -1;
+    return redisAsyncCommandArgv(link->ac, on_publish_reply, m, argc, argv, lens) == REDIS_OK ? 0 : -1;
 }
 
 /* Sends queued messages, oldest first, while the command connection can
@@ -527,10 +591,19 @@ static void pump(struct ingest *in)
 {
     while (can_send(in) && in->inflight < INFLIGHT_MAX && in->queue.head != NULL &&
            in->queue.head->placed != MSG_UNPLACED) {
+        /* the oldest first, whatever its shard: a later message of its
+         * topic must not overtake it */
+        msg_t *head = in->queue.head;
+        redis_link_t *link = shard_for_key(in, head->argv[3], head->argvlen[3]);
+        if (!link_usable(link)) {
+            if (link == NULL && in->mode == MODE_CLUSTER)
+                request_topology(in);
+            return;
+        }
         if (!lease_may_write(in->lease))
             return;
         msg_t *m = queue_pop(&in->queue);
-        if (send_publish(in, m) != 0) {
+        if (send_publish(in, link, m) != 0) {
             queue_requeue(&in->queue, m);
             return;
         }
@@ -794,14 +867,14 @@ static void on_mark_reply(redisAsyncContext *ac, void *r, void *privdata)
  * connection can send it. */
 static void request_mark(struct ingest *in)
 {
-    if (in->placed || in->mark_inflight || !in->sub.ready || in->cmd.ac == NULL || !in->cmd.ready ||
-        in->reloading || in->finished)
+    redis_link_t *link = shard_for_key(in, in->sync_channel.base, in->sync_channel.len);
+    if (in->placed || in->mark_inflight || !in->sub.ready || !link_usable(link) || in->finished)
         return;
     const char *argv[6] = {
         "FCALL", SSEHUB_FN_NEXT, "1", in->sync_channel.base, in->sync_channel.base, in->sync_tag.base};
     size_t lens[6] = {
         5, strlen(SSEHUB_FN_NEXT), 1, in->sync_channel.len, in->sync_channel.len, in->sync_tag.len};
-    if (redisAsyncCommandArgv(in->cmd.ac, on_mark_reply, in, 6, argv, lens) == REDIS_OK)
+    if (redisAsyncCommandArgv(link->ac, on_mark_reply, in, 6, argv, lens) == REDIS_OK)
         in->mark_inflight = 1;
 }
 
@@ -835,11 +908,23 @@ static void link_lost(redis_link_t *link)
     link->ready = 0;
     link->pending = 0;
     ev_timer_stop(link->in->loop, &link->deadline);
-    if (link == &link->in->lease_link) {
-        if (link->in->lease != NULL)
-            lease_link_down(link->in->lease);
-    } else if (link == &link->in->cmd) {
-        link->in->reloading = 0;
+    struct ingest *in = link->in;
+    if (link == &in->lease_link) {
+        if (in->lease != NULL)
+            lease_link_down(in->lease);
+    } else if (link->shard >= 0) {
+        link->reloading = 0;
+        if (in->lease != NULL)
+            lease_set_epoch_link(in->lease, NULL); /* set again when it is back */
+        if (in->mode == MODE_CLUSTER && !in->finished)
+            request_topology(in); /* a failover, perhaps: the map says */
+    } else if (link == &in->boot) {
+        in->topology_inflight = 0;
+        /* the next attempt tries the next address */
+        const redis_url_t *u = &in->url;
+        const redis_addr_t *a = &u->hosts[++in->boot_next % (unsigned)u->nhosts];
+        snprintf(link->host, sizeof link->host, "%s", a->host);
+        link->port = a->port;
     } else {
         link->in->placed = 0; /* the next subscription counts from its first mark */
         ev_timer_stop(link->in->loop, &link->in->mark_timer);
@@ -881,10 +966,9 @@ static void link_drop(redis_link_t *link)
  * the URL: it may hold the password). */
 static void link_log(redis_link_t *link, enum log_level level, const char *msg, const char *error)
 {
-    const redis_url_t *u = &link->in->url;
     log_write(level, COMPONENT, msg,
-              json_pack("{s:s, s:s, s:i, s:o}", "link", link->name, "host", u->host, "port", u->port, "error",
-                        json_bytes(error, strlen(error))));
+              json_pack("{s:s, s:s, s:i, s:o}", "link", link->name, "host", link->host, "port", link->port,
+                        "error", json_bytes(error, strlen(error))));
 }
 
 /* Logs "ready" once: both links up, the subscription placed by a sync
@@ -892,13 +976,17 @@ static void link_log(redis_link_t *link, enum log_level level, const char *msg, 
 static void maybe_log_ready(struct ingest *in)
 {
     enum lease_role role = lease_role(in->lease);
-    if (in->ready_logged || !in->sub.ready || !in->placed || !in->cmd.ready || role == LEASE_UNKNOWN)
+    if (in->ready_logged || !in->sub.ready || !in->placed || !shards_ready(in) || role == LEASE_UNKNOWN)
         return;
     in->ready_logged = 1;
+    int masters = 0;
+    for (int i = 0; i < MAX_SHARDS; i++)
+        masters += in->shards[i] != NULL;
     log_info(COMPONENT, "ready",
-             json_pack("{s:s, s:i, s:i, s:s, s:s}", "host", in->url.host, "port", in->url.port, "db",
-                       in->url.db, "prefix", in->cfg->prefix, "role",
-                       role == LEASE_LEADER ? "leader" : "standby"));
+             json_pack("{s:s, s:i, s:i, s:s, s:s, s:s, s:i}", "host", in->sub.host, "port", in->sub.port,
+                       "db", in->url.db, "prefix", in->cfg->prefix, "role",
+                       role == LEASE_LEADER ? "leader" : "standby", "redis",
+                       in->mode == MODE_CLUSTER ? "cluster" : "single", "masters", masters));
 }
 
 /* The answer to CONFIG GET maxmemory-policy: history must not be evicted. */
@@ -933,12 +1021,14 @@ static void link_ready(redis_link_t *link)
         lease_link_up(in->lease, link->ac);
         return;
     }
-    if (link == &in->cmd) {
+    if (link->shard >= 0) {
         log_info(COMPONENT, "function library loaded",
-                 json_pack("{s:s}", "library", SSEHUB_FUNCTION_LIBRARY));
+                 json_pack("{s:s, s:s, s:i}", "library", SSEHUB_FUNCTION_LIBRARY, "host", link->host, "port",
+                           link->port));
         if (!link->was_ready)
             redisAsyncCommand(link->ac, on_policy, NULL, "CONFIG GET maxmemory-policy");
         link->was_ready = 1;
+        update_epoch_link(in);
     } else {
         in->placed = 0;
         in->leader_since_sub = lease_role(in->lease) == LEASE_LEADER;
@@ -1002,22 +1092,25 @@ static void on_library_loaded(redisAsyncContext *ac, void *r, void *privdata)
         link_drop(link);
         return;
     }
-    if (!in->reloading) {
+    if (!link->reloading) {
         link_ready(link);
         return;
     }
-    in->reloading = 0;
+    link->reloading = 0;
     log_info(COMPONENT, "function library reloaded", json_pack("{s:s}", "library", SSEHUB_FUNCTION_LIBRARY));
     request_mark(in);
     pump(in);
     ingest_maybe_finish(in);
 }
 
-/* Sends FUNCTION LOAD REPLACE with the compiled-in library. */
+/* Sends FUNCTION LOAD REPLACE with the compiled-in library (its Redis
+ * Cluster form on a cluster). */
 static void send_library(redis_link_t *link)
 {
-    const char *argv[4] = {"FUNCTION", "LOAD", "REPLACE", ssehub_functions_lua};
-    size_t lens[4] = {8, 4, 7, ssehub_functions_lua_len};
+    size_t len;
+    const char *src = functions_source(link->in->mode == MODE_CLUSTER, &len);
+    const char *argv[4] = {"FUNCTION", "LOAD", "REPLACE", src};
+    size_t lens[4] = {8, 4, 7, len};
     redisAsyncCommandArgv(link->ac, on_library_loaded, link, 4, argv, lens);
 }
 
@@ -1025,12 +1118,17 @@ static void send_library(redis_link_t *link)
  * (answers from an older context are ignored). */
 static void start_reload(struct ingest *in, redisAsyncContext *ac)
 {
-    if (in->reloading || ac != in->cmd.ac)
+    redis_link_t *link = NULL;
+    for (int i = 0; i < MAX_SHARDS && link == NULL && ac != NULL; i++)
+        if (in->shards[i] != NULL && in->shards[i]->ac == ac)
+            link = in->shards[i];
+    if (link == NULL || link->reloading)
         return;
-    in->reloading = 1;
+    link->reloading = 1;
     log_warn(COMPONENT, "function library missing, reloading",
-             json_pack("{s:s}", "library", SSEHUB_FUNCTION_LIBRARY));
-    send_library(&in->cmd);
+             json_pack("{s:s, s:s, s:i}", "library", SSEHUB_FUNCTION_LIBRARY, "host", link->host, "port",
+                       link->port));
+    send_library(link);
 }
 
 /* Command link handshake: AUTH, SELECT, FUNCTION LOAD, pipelined. */
@@ -1122,8 +1220,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
         return;
     }
     log_info(COMPONENT, "connected",
-             json_pack("{s:s, s:s, s:i}", "link", link->name, "host", link->in->url.host, "port",
-                       link->in->url.port));
+             json_pack("{s:s, s:s, s:i}", "link", link->name, "host", link->host, "port", link->port));
     link->handshake(link);
 }
 
@@ -1144,11 +1241,12 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 static void link_connect(redis_link_t *link)
 {
     struct ingest *in = link->in;
-    redisAsyncContext *ac = redisAsyncConnect(in->url.host, in->url.port);
+    redisAsyncContext *ac = redisAsyncConnect(link->host, link->port);
     if (ac == NULL || ac->err) {
         link_log(link, LOG_WARN, "connect failed", ac ? ac->errstr : "out of memory");
         if (ac)
             redisAsyncFree(ac);
+        link_lost(link); /* the discovery link moves on to the next address */
         link_retry(link);
         return;
     }
@@ -1186,11 +1284,321 @@ static void link_init(redis_link_t *link, struct ingest *in, const char *name,
     memset(link, 0, sizeof *link);
     link->in = in;
     link->name = name;
+    link->shard = -1;
+    snprintf(link->host, sizeof link->host, "%s", in->url.host);
+    link->port = in->url.port;
     link->handshake = handshake;
     ev_timer_init(&link->backoff, on_backoff_timer, 0., 0.);
     ev_timer_init(&link->deadline, on_deadline_timer, 0., 0.);
     link->backoff.data = link;
     link->deadline.data = link;
+}
+
+/* ---- what redis_url names: one Redis, a cluster, Sentinels ------------------ */
+
+/* On a cluster the lease's epoch key may live on another master than the
+ * lease key: the lease sends its one epoch call there. */
+static void update_epoch_link(struct ingest *in)
+{
+    if (in->lease == NULL)
+        return;
+    redis_link_t *link =
+        in->mode == MODE_CLUSTER ? shard_for_key(in, in->epoch_key.base, in->epoch_key.len) : NULL;
+    lease_set_epoch_link(in->lease, link_usable(link) ? link->ac : NULL);
+}
+
+/* Points a link at host:port, reconnecting when that is a change (or when
+ * it never connected). */
+static void link_target(redis_link_t *link, const char *host, int port)
+{
+    int same = link->port == port && strcmp(link->host, host) == 0;
+    if (same && (link->ac != NULL || ev_is_active(&link->backoff)))
+        return;
+    if (link->in->finished || (link->in->stopping && link == &link->in->sub))
+        return;
+    if (!same)
+        log_info(COMPONENT, "redis moved",
+                 json_pack("{s:s, s:s, s:i}", "link", link->name, "host", host, "port", port));
+    link_close(link);
+    snprintf(link->host, sizeof link->host, "%s", host);
+    link->port = port;
+    link->attempts = 0;
+    link_connect(link);
+}
+
+/* A command link for a master (shard index i). */
+static redis_link_t *shard_link_new(struct ingest *in, int i, const char *host, int port)
+{
+    redis_link_t *link = malloc(sizeof *link);
+    if (link == NULL)
+        return NULL;
+    link_init(link, in, "command", cmd_handshake);
+    link->shard = i;
+    snprintf(link->host, sizeof link->host, "%s", host);
+    link->port = port;
+    link_connect(link);
+    return link;
+}
+
+static void shard_link_free(struct ingest *in, int i)
+{
+    redis_link_t *link = in->shards[i];
+    in->shards[i] = NULL;
+    if (link->ac != NULL)
+        link->ac->data = NULL; /* hiredis may call back later (a deferred free): not about this link */
+    link_close(link);          /* its unanswered calls come back NULL: re-queued */
+    ev_timer_stop(in->loop, &link->backoff);
+    free(link);
+}
+
+/* The index of the command link for host:port, made when new; -1 when
+ * every index is taken or memory ran out. */
+static int shard_index(struct ingest *in, const char *host, int port)
+{
+    int free_at = -1;
+    for (int i = 0; i < MAX_SHARDS; i++) {
+        redis_link_t *l = in->shards[i];
+        if (l == NULL) {
+            if (free_at < 0)
+                free_at = i;
+        } else if (l->port == port && strcmp(l->host, host) == 0) {
+            return i;
+        }
+    }
+    if (free_at < 0 || (in->shards[free_at] = shard_link_new(in, free_at, host, port)) == NULL)
+        return -1;
+    return free_at;
+}
+
+/* A single Redis at host:port (found directly or through Sentinel): one
+ * command link owns every slot. A Sentinel failover moves every link. */
+static void become_single(struct ingest *in, const char *host, int port)
+{
+    if (in->mode == MODE_UNKNOWN)
+        log_info(COMPONENT, "redis found",
+                 json_pack("{s:s, s:s, s:i}", "redis", "single", "host", host, "port", port));
+    in->mode = MODE_SINGLE;
+    memset(in->slot_shard, 0, sizeof in->slot_shard);
+    if (in->shards[0] == NULL)
+        in->shards[0] = shard_link_new(in, 0, host, port);
+    else
+        link_target(in->shards[0], host, port);
+    link_target(&in->sub, host, port);
+    link_target(&in->lease_link, host, port);
+}
+
+/* A cluster's slot map: a command link per master (kept when its address
+ * is unchanged); the subscriber on the first replica of the sync key's
+ * shard (its master when it has none): every broker subscribes on that one
+ * node, so all see one order of messages and marks, and a failover of its
+ * master (the replica is promoted) does not break the subscription; the
+ * lease link on the master of the lease key. */
+static void apply_cluster(struct ingest *in, const cluster_map_t *m)
+{
+    if (in->mode == MODE_UNKNOWN)
+        log_info(COMPONENT, "redis found",
+                 json_pack("{s:s, s:i}", "redis", "cluster", "masters", (int)m->nshards));
+    in->mode = MODE_CLUSTER;
+    int used[MAX_SHARDS] = {0};
+    int *of = calloc(m->nshards ? m->nshards : 1, sizeof *of);
+    if (of == NULL)
+        return;
+    for (size_t i = 0; i < m->nshards; i++)
+        if ((of[i] = shard_index(in, m->shards[i].host, m->shards[i].port)) >= 0)
+            used[of[i]] = 1;
+    for (unsigned slot = 0; slot < CLUSTER_SLOTS; slot++)
+        in->slot_shard[slot] = (int8_t)(m->slots[slot] >= 0 ? of[m->slots[slot]] : -1);
+    free(of);
+    for (int i = 0; i < MAX_SHARDS; i++)
+        if (in->shards[i] != NULL && !used[i])
+            shard_link_free(in, i);
+    int sync = m->slots[cluster_key_slot(in->sync_channel.base, in->sync_channel.len)];
+    int lease = m->slots[cluster_key_slot(in->leader_key.base, in->leader_key.len)];
+    if (sync >= 0) {
+        /* stay where the subscription is while that node still serves the
+         * shard: moving it loses what is published meanwhile */
+        const cluster_shard_t *sh = &m->shards[sync];
+        int stay = in->sub.port == sh->port && strcmp(in->sub.host, sh->host) == 0;
+        for (size_t i = 0; i < sh->nreplicas && !stay; i++)
+            stay = in->sub.port == sh->replicas[i].port && strcmp(in->sub.host, sh->replicas[i].host) == 0;
+        if (!stay || (in->sub.ac == NULL && !ev_is_active(&in->sub.backoff))) {
+            if (sh->nreplicas > 0)
+                link_target(&in->sub, sh->replicas[0].host, sh->replicas[0].port);
+            else
+                link_target(&in->sub, sh->host, sh->port);
+        }
+    }
+    if (lease >= 0)
+        link_target(&in->lease_link, m->shards[lease].host, m->shards[lease].port);
+    update_epoch_link(in);
+    pump(in);
+}
+
+/* CLUSTER SLOTS: a map, or (a single Redis) "cluster support disabled". */
+static void on_slots_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    struct ingest *in = privdata;
+    redisReply *reply = r;
+    int from_boot = ac == in->boot.ac;
+    in->topology_inflight = 0;
+    if (reply == NULL || in->finished)
+        return;
+    if (reply->type == REDIS_REPLY_ERROR && in->mode == MODE_UNKNOWN && from_boot &&
+        strcasestr(reply->str, "cluster support disabled") != NULL) {
+        become_single(in, in->boot.host, in->boot.port);
+    } else if (reply->type == REDIS_REPLY_ARRAY) {
+        cluster_map_t *m = malloc(sizeof *m);
+        char err[160];
+        if (m != NULL &&
+            cluster_map_from_slots_reply(m, reply, from_boot ? in->boot.host : NULL, err, sizeof err) == 0) {
+            apply_cluster(in, m);
+            cluster_map_free(m);
+        } else {
+            log_warn(COMPONENT, "bad CLUSTER SLOTS reply",
+                     json_pack("{s:s}", "error", m ? err : "out of memory"));
+            in->topology_wanted = 1;
+        }
+        free(m);
+    } else {
+        unsigned long long held;
+        if (log_allowed(in, "slot map", &held))
+            log_warn(COMPONENT, "cannot read the cluster's slot map",
+                     json_pack("{s:o}", "error",
+                               reply->type == REDIS_REPLY_ERROR ? json_bytes(reply->str, reply->len)
+                                                                : json_string("unexpected reply")));
+        in->topology_wanted = 1;
+    }
+    if (from_boot && in->url.sentinel_master[0] == '\0')
+        link_close(&in->boot); /* found: the command links read the map from now on */
+}
+
+/* SENTINEL get-master-addr-by-name: [host, port], or nil. */
+static void on_sentinel_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    struct ingest *in = privdata;
+    redisReply *reply = r;
+    (void)ac;
+    in->topology_inflight = 0;
+    if (reply == NULL || in->finished)
+        return;
+    in->boot.ready = 1;
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 && reply_strings(reply, 0, 1) &&
+        reply->element[0]->len < CLUSTER_HOST_MAX) {
+        int port = atoi(reply->element[1]->str);
+        if (port > 0 && port < 65536)
+            become_single(in, reply->element[0]->str, port);
+        return;
+    }
+    unsigned long long held;
+    if (log_allowed(in, "sentinel", &held))
+        log_warn(COMPONENT, "sentinel does not know the master",
+                 json_pack("{s:s}", "master", in->url.sentinel_master));
+    link_drop(&in->boot); /* ask another Sentinel */
+}
+
+static void ask_sentinel(struct ingest *in)
+{
+    const char *argv[3] = {"SENTINEL", "get-master-addr-by-name", in->url.sentinel_master};
+    size_t lens[3] = {8, 23, strlen(in->url.sentinel_master)};
+    if (redisAsyncCommandArgv(in->boot.ac, on_sentinel_reply, in, 3, argv, lens) == REDIS_OK)
+        in->topology_inflight = 1;
+}
+
+/* Discovery handshake: a Sentinel is asked for the master (no password:
+ * the data nodes' is not a Sentinel's); a data node for its slot map. */
+static void boot_handshake(redis_link_t *link)
+{
+    struct ingest *in = link->in;
+    if (in->url.sentinel_master[0] != '\0') {
+        ask_sentinel(in);
+        return;
+    }
+    link_auth(link);
+    const char *argv[2] = {"CLUSTER", "SLOTS"};
+    size_t lens[2] = {7, 5};
+    if (redisAsyncCommandArgv(link->ac, on_slots_reply, in, 2, argv, lens) == REDIS_OK)
+        in->topology_inflight = 1;
+}
+
+/* Reads the topology again: the slot map from a master that is up, else
+ * through the discovery link (seeds, then known masters); Sentinel on its
+ * link. */
+static void refresh_topology(struct ingest *in)
+{
+    if (in->topology_inflight || in->finished)
+        return;
+    in->topology_wanted = 0;
+    if (in->url.sentinel_master[0] != '\0') {
+        if (in->boot.ac != NULL && in->boot.ready)
+            ask_sentinel(in);
+        else if (in->boot.ac == NULL && !ev_is_active(&in->boot.backoff))
+            link_connect(&in->boot);
+        return;
+    }
+    if (in->mode != MODE_CLUSTER)
+        return;
+    for (int i = 0; i < MAX_SHARDS; i++) {
+        redis_link_t *l = in->shards[i];
+        if (link_usable(l)) {
+            const char *argv[2] = {"CLUSTER", "SLOTS"};
+            size_t lens[2] = {7, 5};
+            if (redisAsyncCommandArgv(l->ac, on_slots_reply, in, 2, argv, lens) == REDIS_OK)
+                in->topology_inflight = 1;
+            return;
+        }
+    }
+    if (in->boot.ac == NULL && !ev_is_active(&in->boot.backoff))
+        link_connect(&in->boot);
+}
+
+static void request_topology(struct ingest *in)
+{
+    in->topology_wanted = 1;
+    if (in->mode == MODE_CLUSTER)
+        refresh_topology(in);
+}
+
+/* Once a second: re-read the map while a master's link is down or a slot
+ * has no master; ask Sentinel anyway (a demoted master still accepts
+ * connections). */
+static void on_topology_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop, (void)revents;
+    struct ingest *in = w->data;
+    int want = in->topology_wanted || in->url.sentinel_master[0] != '\0' ||
+               (in->mode == MODE_CLUSTER && (!in->sub.ready || !in->lease_link.ready));
+    for (int i = 0; i < MAX_SHARDS && !want && in->mode == MODE_CLUSTER; i++)
+        want = in->shards[i] != NULL && !in->shards[i]->ready;
+    for (unsigned slot = 0; slot < CLUSTER_SLOTS && !want && in->mode == MODE_CLUSTER; slot++)
+        want = in->slot_shard[slot] < 0;
+    if (want)
+        refresh_topology(in);
+}
+
+/* A publish call was redirected or refused for a cluster change: hold
+ * sending for a moment, and read the map again. */
+static void cluster_pause(struct ingest *in, const redisReply *reply, const msg_t *m)
+{
+    unsigned long long held;
+    if (log_allowed(in, "cluster retry", &held))
+        log_info(COMPONENT, "publish held for a cluster change",
+                 json_pack("{s:o, s:o, s:I}", "error", json_bytes(reply->str, reply->len), "key",
+                           json_bytes(m->argv[3], m->argvlen[3]), "suppressed", (json_int_t)held));
+    if (!in->paused) {
+        in->paused = 1;
+        ev_timer_set(&in->pause_timer, CLUSTER_PAUSE_SECONDS, 0.);
+        ev_timer_start(in->loop, &in->pause_timer);
+    }
+    request_topology(in);
+}
+
+static void on_pause_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop, (void)revents;
+    struct ingest *in = w->data;
+    in->paused = 0;
+    pump(in);
+    ingest_maybe_finish(in);
 }
 
 /* ---- the lease ----------------------------------------------------------- */
@@ -1253,7 +1661,9 @@ static void on_lease_standby(void *arg, const char *holder, size_t len)
 static void on_lease_missing_functions(void *arg)
 {
     struct ingest *in = arg;
-    start_reload(in, in->cmd.ac);
+    redis_link_t *link = shard_for_key(in, in->leader_key.base, in->leader_key.len);
+    if (link != NULL)
+        start_reload(in, link->ac);
 }
 
 /* A lease command went unanswered: the lease connection is stuck. */
@@ -1275,9 +1685,14 @@ static void ingest_finish(struct ingest *in)
     ev_timer_stop(in->loop, &in->stats_timer);
     ev_timer_stop(in->loop, &in->mark_timer);
     ev_timer_stop(in->loop, &in->trim_timer);
+    ev_timer_stop(in->loop, &in->topology_timer);
+    ev_timer_stop(in->loop, &in->pause_timer);
     link_close(&in->sub);
-    link_close(&in->cmd);
     link_close(&in->lease_link);
+    link_close(&in->boot);
+    for (int i = 0; i < MAX_SHARDS; i++)
+        if (in->shards[i] != NULL)
+            shard_link_free(in, i);
     in->counters.dropped += queue_clear(&in->queue);
     log_info(COMPONENT, "stopped", counters_json(&in->counters));
     if (in->done)
@@ -1329,13 +1744,6 @@ static int ingest_derive(struct ingest *in, char *err, size_t errlen)
     const ssehub_config_t *cfg = in->cfg;
     if (redis_url_parse(cfg->redis_url, &in->url, err, errlen) != 0)
         return -1;
-    if (in->url.nhosts > 1 || in->url.sentinel_master[0] != '\0') {
-        /* nodes serve these; the broker's ingest does not follow a cluster's
-         * slots or Sentinel yet */
-        snprintf(err, errlen, "redis_url: the broker takes one Redis (redis://host:port), not %s",
-                 in->url.sentinel_master[0] ? "Sentinels" : "several hosts");
-        return -1;
-    }
     if (strcmp(cfg->ingest_prefix, cfg->ingest_json_prefix) == 0) {
         snprintf(err, errlen, "ingest_prefix and ingest_json_prefix must differ");
         return -1;
@@ -1344,6 +1752,8 @@ static int ingest_derive(struct ingest *in, char *err, size_t errlen)
     if (buf_printf(&in->pattern_plain, "%s*", cfg->ingest_prefix) != 0 ||
         buf_printf(&in->pattern_json, "%s*", cfg->ingest_json_prefix) != 0 ||
         buf_printf(&in->sync_channel, "%sbroker:sync", cfg->prefix) != 0 ||
+        buf_printf(&in->leader_key, "%sbroker:leader", cfg->prefix) != 0 ||
+        buf_printf(&in->epoch_key, "%sbroker:epoch", cfg->prefix) != 0 ||
         buf_printf(&in->sync_tag, "%s %s", in->pattern_plain.base, in->pattern_json.base) != 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -1382,8 +1792,13 @@ ingest_t *ingest_create(struct ev_loop *loop, const ssehub_config_t *cfg, char *
         return NULL;
     }
     link_init(&in->sub, in, "subscriber", sub_handshake);
-    link_init(&in->cmd, in, "command", cmd_handshake);
     link_init(&in->lease_link, in, "lease", lease_handshake);
+    link_init(&in->boot, in, in->url.sentinel_master[0] ? "sentinel" : "discovery", boot_handshake);
+    memset(in->slot_shard, -1, sizeof in->slot_shard);
+    ev_timer_init(&in->topology_timer, on_topology_timer, TOPOLOGY_SECONDS, TOPOLOGY_SECONDS);
+    ev_timer_init(&in->pause_timer, on_pause_timer, CLUSTER_PAUSE_SECONDS, 0.);
+    in->topology_timer.data = in;
+    in->pause_timer.data = in;
     ev_timer_init(&in->stats_timer, on_stats_timer, STATS_SECONDS, STATS_SECONDS);
     ev_timer_init(&in->drain_timer, on_drain_timer, DRAIN_SECONDS, 0.);
     ev_timer_init(&in->mark_timer, on_mark_timer, MARK_RETRY_SECONDS, 0.);
@@ -1400,9 +1815,9 @@ void ingest_start(ingest_t *in)
 {
     ev_timer_start(in->loop, &in->stats_timer);
     ev_timer_again(in->loop, &in->trim_timer);
-    link_connect(&in->cmd);
-    link_connect(&in->lease_link);
-    link_connect(&in->sub);
+    ev_timer_again(in->loop, &in->topology_timer);
+    /* the links follow once discovery says where (become_single, apply_cluster) */
+    link_connect(&in->boot);
 }
 
 void ingest_stop(ingest_t *in, void (*done)(void *arg), void *arg)
@@ -1437,7 +1852,7 @@ ingest_status_t ingest_status(const ingest_t *in)
     return (ingest_status_t){.queued = in->queue.len,
                              .queued_bytes = in->queue.bytes,
                              .leader = lease_role(in->lease) == LEASE_LEADER,
-                             .redis_up = in->sub.ready && in->cmd.ready};
+                             .redis_up = in->sub.ready && shards_ready(in)};
 }
 
 void ingest_free(ingest_t *in)
@@ -1448,8 +1863,13 @@ void ingest_free(ingest_t *in)
     in->aborting = 1;
     if (in->sub.in != NULL) { /* links were initialised */
         link_close(&in->sub);
-        link_close(&in->cmd);
         link_close(&in->lease_link);
+        link_close(&in->boot);
+        for (int i = 0; i < MAX_SHARDS; i++)
+            if (in->shards[i] != NULL)
+                shard_link_free(in, i);
+        ev_timer_stop(in->loop, &in->topology_timer);
+        ev_timer_stop(in->loop, &in->pause_timer);
         ev_timer_stop(in->loop, &in->stats_timer);
         ev_timer_stop(in->loop, &in->drain_timer);
         ev_timer_stop(in->loop, &in->mark_timer);
@@ -1460,6 +1880,8 @@ void ingest_free(ingest_t *in)
     buf_free(&in->pattern_plain);
     buf_free(&in->pattern_json);
     buf_free(&in->sync_channel);
+    buf_free(&in->leader_key);
+    buf_free(&in->epoch_key);
     buf_free(&in->sync_tag);
     buf_free(&in->scratch);
     free(in);

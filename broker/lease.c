@@ -50,6 +50,7 @@ struct lease {
     int stale;          /* stepped down: our value may still be in the key, release it */
     double valid_until; /* leader: lease_now() before which we may write */
     redisAsyncContext *ac;
+    redisAsyncContext *epoch_ac; /* Redis Cluster: the epoch key's master, when not ac's */
     unsigned gen; /* bumped when the connection changes */
     int busy;     /* a step is in flight */
     double busy_since;
@@ -128,11 +129,12 @@ static void on_lease_reply(redisAsyncContext *ac, void *r, void *privdata);
 static int lease_send(struct lease *l, enum lease_op_kind kind, uint64_t epoch, int argc, const char **argv,
                       const size_t *lens)
 {
+    redisAsyncContext *ac = kind == OP_EPOCH && l->epoch_ac != NULL ? l->epoch_ac : l->ac;
     lease_op_t *op = malloc(sizeof *op);
     if (op == NULL)
         return -1;
     *op = (lease_op_t){.l = l, .gen = l->gen, .kind = kind, .epoch = epoch, .sent = lease_now()};
-    if (redisAsyncCommandArgv(l->ac, on_lease_reply, op, argc, argv, lens) != REDIS_OK) {
+    if (redisAsyncCommandArgv(ac, on_lease_reply, op, argc, argv, lens) != REDIS_OK) {
         free(op);
         return -1;
     }
@@ -423,6 +425,11 @@ static void on_lease_reply(redisAsyncContext *ac, void *r, void *privdata)
     struct lease *l = op->l;
     redisReply *reply = r;
     (void)ac;
+    if (reply == NULL && op->kind == OP_EPOCH && op->gen == l->gen && ac == l->epoch_ac && l->busy) {
+        free(op); /* the epoch key's own connection went away: try again */
+        lease_step_done(l, RETRY_MS);
+        return;
+    }
     if (reply == NULL || op->gen != l->gen) {
         free(op);
         return;
@@ -518,6 +525,11 @@ void lease_link_up(lease_t *l, struct redisAsyncContext *ac)
     l->confirmed = 0; /* a leader renews on the new connection before writing */
     ev_timer_stop(l->loop, &l->watchdog);
     lease_schedule(l, 0);
+}
+
+void lease_set_epoch_link(lease_t *l, struct redisAsyncContext *ac)
+{
+    l->epoch_ac = ac;
 }
 
 void lease_link_down(lease_t *l)

@@ -57,6 +57,10 @@ lease_t *lease_create(struct ev_loop *loop, const char *prefix, long lease_ms, c
 /* The command connection is ready (handshake done, library loaded): look
  * at the key, or, as leader, renew before writing again. */
 void lease_link_up(lease_t *l, struct redisAsyncContext *ac);
+/* On a Redis Cluster the epoch key may live on another master than the
+ * lease key: its connection (NULL: use the lease connection). The caller
+ * sets it again (or NULL) whenever that connection changes. */
+void lease_set_epoch_link(lease_t *l, struct redisAsyncContext *ac);
 /* The command connection is gone; answers still due are ignored. */
 void lease_link_down(lease_t *l);
 

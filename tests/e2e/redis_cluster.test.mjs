@@ -7,7 +7,7 @@
 // event the cluster kept reaches every client once, in order.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cleanupAll, sleep, startNode, waitFor } from './lib/harness.mjs';
+import { cleanupAll, sleep, startBroker, startNode, waitFor } from './lib/harness.mjs';
 import { keySlot, startRedisCluster } from './lib/rediscluster.mjs';
 import { rawSse } from './lib/sse.mjs';
 import { mercureToken } from './lib/jwt.mjs';
@@ -30,7 +30,8 @@ const streamKey = (topic) => `ssehub:{${topic}}:s`;
 // One topic name per master, each in a slot that master owns.
 async function topicsPerMaster(prefix) {
   const out = [];
-  for (const m of rc.masters()) {
+  await rc.refresh();
+  for (const m of rc.masters().filter((n) => n.running())) {
     const ranges = await rc.slotsOf(m);
     for (let i = 0; ; i++) {
       const t = `${prefix}-${i}`;
@@ -271,5 +272,90 @@ describe('a master fails while clients listen', () => {
     assert.match(m, /ssehub_node_redis_up 1/);
     clients.forEach((c) => c.s.close());
     console.log(`# failover: ${failoverMs} ms from SIGKILL to a promoted replica`);
+  });
+});
+
+describe('brokers on the cluster', () => {
+  let b1, b2, node;
+  before(async () => {
+    // the master an earlier test killed comes back as its successor's
+    // replica, so every shard can fail over again
+    for (const n of rc.nodes) if (!n.running()) await rc.restartNode(n);
+    const live = rc.seedUrl(rc.nodes.slice(-1));
+    b1 = await startBroker(null, { redisUrl: rc.seeds });
+    b2 = await startBroker(null, { redisUrl: live });
+    node = await startNode(null, { redisUrl: live, args: ['--threads', '2'] });
+  });
+
+  // Publishes with a plain PUBLISH on the given cluster node.
+  const pub = (n, topic, data) => rc.cmd(n, 'PUBLISH', `sse:${topic}`, data);
+
+  // Redis Cluster forwards a PUBLISH to the other nodes over its bus: what
+  // one node publishes keeps its order, what different nodes publish does
+  // not (README: publish a topic's events through one node).
+  test('apps PUBLISH on any node (a topic through one); the leader stores each event once on its topic\'s master, in order', T, async () => {
+    for (const b of [b1, b2])
+      assert.ok(b.jsonLogs().some((o) => o.msg === 'redis found' && o.redis === 'cluster' && o.masters === 3));
+    const topics = await topicsPerMaster('ingest');
+    const streams = await Promise.all(topics.map((t) => rawSse(`${node.url}/events?topic=${t.topic}`)));
+    await Promise.all(streams.map((x) => x.waitForEvents(1)));
+    for (let i = 0; i < 30; i++)
+      for (const [k, t] of topics.entries()) await pub(rc.nodes[(2 * k + 1) % rc.nodes.length], t.topic, `${t.topic} ${i}`);
+    for (const [k, t] of topics.entries()) {
+      await streams[k].waitForEvents(31, { timeout: 15000 });
+      await sleep(200);
+      const want = Array.from({ length: 30 }, (_, i) => `${t.topic} ${i}`);
+      assert.deepEqual(streams[k].events.slice(1).map((e) => e.data), want);
+      assert.deepEqual((await xrange(t.topic)).map((e) => e.data), want, 'stored once each, on its master');
+      streams[k].close();
+    }
+  });
+
+  test('the master of the brokers\' sync shard fails while apps publish: nothing published after the kill is lost', T, async () => {
+    const syncMaster = await rc.masterOf('ssehub:broker:sync');
+    const topics = await topicsPerMaster('held');
+    const victim = topics.find((t) => t.master === syncMaster);
+    const bystander = topics.find((t) => t.master !== syncMaster);
+    const names = [victim.topic, bystander.topic];
+    const streams = await Promise.all(names.map((t) => rawSse(`${node.url}/events?topic=${t}`)));
+    await Promise.all(streams.map((x) => x.waitForEvents(1)));
+    const at = bystander.master; // apps publish on a node that stays up
+    const sent = [];
+    let stop = false, killedAt = Infinity;
+    const publisher = (async () => {
+      for (let i = 0; !stop && i < 3000; i++) {
+        for (const t of names) {
+          await pub(at, t, `${t} ${i}`);
+          sent.push({ topic: t, data: `${t} ${i}`, at: Date.now() });
+        }
+        await sleep(10);
+      }
+    })();
+    await waitFor(() => sent.length >= 100, { timeout: 20000, what: 'events before the kill' });
+    killedAt = Date.now();
+    await rc.killMaster(syncMaster);
+    await rc.waitForFailover(syncMaster);
+    const n = sent.length;
+    await waitFor(() => sent.length >= n + 100, { timeout: 30000, what: 'events after the failover' });
+    stop = true;
+    await publisher;
+    for (const [k, t] of names.entries()) {
+      const mine = sent.filter((e) => e.topic === t);
+      const must = mine.filter((e) => e.at >= killedAt || e.at < killedAt - 1000).map((e) => e.data);
+      let kept;
+      await waitFor(async () => {
+        kept = (await xrange(t)).map((e) => e.data);
+        return must.every((d) => kept.includes(d));
+      }, { timeout: 20000, what: `every event of ${t} published after the kill (and long before) stored` });
+      const order = kept.map((d) => Number(d.split(' ')[1]));
+      assert.deepEqual(order, [...order].sort((a, b) => a - b), `${t} stored in publish order`);
+      assert.equal(new Set(kept).size, kept.length, `${t} stored once each`);
+      if (kept.length < mine.length)
+        console.log(`# ${t}: ${mine.length - kept.length} events published just before the kill were lost with the master`);
+      await streams[k].waitForEvents(1 + kept.length, { timeout: 20000 });
+      await sleep(200);
+      assert.deepEqual(streams[k].events.slice(1).map((e) => e.data), kept, `a client of ${t}: everything stored, once, in order`);
+      streams[k].close();
+    }
   });
 });

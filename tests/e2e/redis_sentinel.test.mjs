@@ -5,7 +5,7 @@
 // kept reaches every client once, in order, and the streams stay open.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cleanupAll, sleep, startNode, waitFor } from './lib/harness.mjs';
+import { cleanupAll, sleep, startBroker, startNode, waitFor } from './lib/harness.mjs';
 import { startRedisSentinel } from './lib/rediscluster.mjs';
 import { rawSse } from './lib/sse.mjs';
 
@@ -68,4 +68,33 @@ test('the node follows Sentinel to the promoted replica and its clients miss not
   assert.ok(moved.length > 0 && moved.every((o) => o.port === promoted.port), 'the node moved to the promoted replica');
   assert.equal((await fetch(`${node.url}/readyz`)).status, 200);
   streams.forEach((s) => s.close());
+});
+
+test('a broker follows Sentinel too: apps PUBLISH to the master before and after the failover', { timeout: 120000 }, async () => {
+  // the master killed by the test before comes back as a replica to promote
+  for (const n of sg.nodes) if (!n.running()) await sg.restartNode(n, { asReplica: true });
+  const broker = await startBroker(null, { redisUrl: sg.sentinelUrl });
+  assert.ok(broker.jsonLogs().some((o) => o.msg === 'redis found' && o.redis === 'single'));
+  const node = await startNode(null, { redisUrl: sg.sentinelUrl, args: ['--threads', '1'] });
+  const s = await rawSse(`${node.url}/events?topic=plain`);
+  await s.waitForEvents(1);
+  let m = await sg.currentMaster();
+  for (let i = 0; i < 20; i++) await sg.cmd(m, 'PUBLISH', 'sse:plain', `before ${i}`);
+  await s.waitForEvents(21);
+  await sg.killMaster('SIGKILL');
+  const promoted = await sg.waitForFailover(m);
+  // the broker subscribes on the new master (plain PUBLISHes sent while no
+  // broker is subscribed reach nobody: Redis Pub/Sub keeps nothing)
+  await waitFor(() => broker.jsonLogs().some((o) => o.msg === 'resubscribed'), { timeout: 20000,
+    what: 'the broker subscribed on the new master' });
+  assert.ok(broker.jsonLogs().some((o) => o.msg === 'redis moved' && o.link === 'subscriber' && o.port === promoted.port));
+  m = promoted;
+  for (let i = 0; i < 20; i++) await sg.cmd(m, 'PUBLISH', 'sse:plain', `after ${i}`);
+  await s.waitForEvents(41, { timeout: 20000 });
+  await sleep(200);
+  const got = s.events.slice(1).map((e) => e.data);
+  assert.deepEqual(got, [...Array.from({ length: 20 }, (_, i) => `before ${i}`), ...Array.from({ length: 20 }, (_, i) => `after ${i}`)]);
+  const moved = broker.jsonLogs().filter((o) => o.msg === 'redis moved');
+  assert.ok(moved.some((o) => o.link === 'command' && o.port === promoted.port), 'publishes go to the new master');
+  s.close();
 });

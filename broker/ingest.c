@@ -78,6 +78,9 @@ typedef struct msg {
     ingest_pos_t pos; /* its ingest position, once placed */
     enum msg_placed placed;
     int attempts; /* "function not found" answers so far */
+    unsigned refused : 1;   /* re-queued after a cluster refusal (CLUSTERDOWN, MOVED, ...) */
+    unsigned unordered : 1; /* a later message of its topic was stored meanwhile: sent without
+                               its position, else the function would take it for a duplicate */
     int argc;
     const char *argv[MSG_MAX_ARGS];
     size_t argvlen[MSG_MAX_ARGS];
@@ -143,6 +146,7 @@ struct ingest {
     int topology_wanted; /* read the map (or ask Sentinel) again */
     int topology_inflight;
     int paused; /* after a cluster error: pump resumes on the pause timer */
+    size_t refused_queued; /* queued messages with `refused` set (a hint: may run high) */
     ev_timer topology_timer, pause_timer;
     buf_t leader_key, epoch_key; /* the lease's keys, for routing */
     buf_t pattern_plain, pattern_json;
@@ -503,6 +507,31 @@ static int fenced_error(const redisReply *reply)
            reply->len == strlen(SSEHUB_FENCED_ERROR);
 }
 
+/* A message was stored while earlier ones of its topic wait after a
+ * cluster refusal: a cluster that refused one pipelined call and took the
+ * next (CLUSTERDOWN ends between them). Sent with their positions those
+ * would be answered DUPLICATE and lost; they go without, after it. */
+static void mark_overtaken(struct ingest *in, const msg_t *stored)
+{
+    size_t refused = 0;
+    for (msg_t *q = in->queue.head; q != NULL; q = q->next) {
+        if (!q->refused)
+            continue;
+        refused++;
+        if (q->seq < stored->seq && !q->unordered && q->argvlen[3] == stored->argvlen[3] &&
+            memcmp(q->argv[3], stored->argv[3], q->argvlen[3]) == 0) {
+            q->unordered = 1;
+            unsigned long long held;
+            if (log_allowed(in, "overtaken", &held))
+                log_warn(COMPONENT,
+                         "message stored after a later one of its topic (cluster refused it first)",
+                         json_pack("{s:o, s:I}", "key", json_bytes(q->argv[3], q->argvlen[3]), "suppressed",
+                                   (json_int_t)held));
+        }
+    }
+    in->refused_queued = refused;
+}
+
 /* Handles the answer to one publish call: counts it, or puts the message
  * back for a resend (connection lost, library missing) or for a later
  * takeover (fenced: a newer leader wrote the topic, so we step down). */
@@ -527,6 +556,8 @@ static void on_publish_reply(redisAsyncContext *ac, void *r, void *privdata)
         /* MOVED, ASK, TRYAGAIN, CLUSTERDOWN (a cluster resharding or failing
          * over), READONLY (a Sentinel master turned replica): not stored;
          * hold it, in order, and send again once the map is read again */
+        m->refused = 1;
+        in->refused_queued++;
         queue_requeue(&in->queue, m);
         cluster_pause(in, reply, m);
         return;
@@ -560,6 +591,8 @@ static void on_publish_reply(redisAsyncContext *ac, void *r, void *privdata)
         outcome = "duplicate";
     } else {
         in->counters.ingested++;
+        if (in->refused_queued > 0)
+            mark_overtaken(in, m);
     }
     handover_settle(in, m, outcome);
     free(m);
@@ -578,8 +611,14 @@ static int send_publish(struct ingest *in, redis_link_t *link, msg_t *m)
     int argc = m->argc;
     argv[argc] = "fence", lens[argc++] = 5;
     argv[argc] = in->epoch_text, lens[argc++] = strlen(in->epoch_text);
-    argv[argc] = "in", lens[argc++] = 2;
-    argv[argc] = pos, lens[argc++] = ingest_pos_format(pos, m->pos);
+    if (!m->unordered) {
+        argv[argc] = "in", lens[argc++] = 2;
+        argv[argc] = pos, lens[argc++] = ingest_pos_format(pos, m->pos);
+    }
+    if (m->refused) {
+        m->refused = 0;
+        in->refused_queued -= in->refused_queued > 0;
+    }
     return redisAsyncCommandArgv(link->ac, on_publish_reply, m, argc, argv, lens) == REDIS_OK ? 0 : -1;
 }
 

@@ -23,7 +23,7 @@ void metrics_publish(node_thread_t *th)
     node_stats_t *s = &th->stats;
     s->v[STAT_PATTERN_STREAMS] = th->npattern;
     s->v[STAT_TOPICS] = th->topics.count;
-    s->v[STAT_REDIS_UP] = th->link_ready ? 1 : 0;
+    s->v[STAT_REDIS_UP] = th->redis_all_up ? 1 : 0;
     s->v[STAT_REPLAY_MEMORY] = th->hstats.served_from_memory;
     s->v[STAT_REPLAY_REDIS] = th->hstats.redis_reads;
     for (size_t i = 0; i < STAT_N; i++)

@@ -101,7 +101,7 @@ static void resume_finish(resume_call_t *r)
         *r->ticket = NULL;
         cursor_t *cur = malloc(sizeof(*cur));
         int rc = -1;
-        if (cur != NULL && r->th->link_ready) {
+        if (cur != NULL && router_topics_up(r->th, r->topics, r->ntopics)) {
             resume_cursor(r, cur);
             rc = client_open(r->th, req, r->topics, r->ntopics, cur, &r->opts);
         }

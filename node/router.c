@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "broker/stream_keys.h"
 #include "common/log.h"
 #include "node/client.h"
 #include "node/server.h"
@@ -16,20 +17,26 @@
 
 /* ---- readiness ------------------------------------------------------------------------- */
 
-/* The thread's link is ready when the mode is known, every slot has a
- * shard and every shard is up. */
+/* The thread's link is ready (new streams may come, /readyz) when the
+ * mode is known, every slot has a shard and every shard has come up; after
+ * that, while one shard at least is up: on a cluster, one master failing
+ * over refuses only the streams of its topics (router_topics_up), not
+ * every stream of every node. redis_all_up says every shard is up. */
 static void update_ready(node_thread_t *th)
 {
     router_t *r = &th->router;
-    int ready = r->mode != ROUTER_DISCOVERING && r->complete;
-    int any = 0;
-    for (int i = 0; i < ROUTER_MAX_SHARDS && ready; i++) {
+    int known = r->mode != ROUTER_DISCOVERING && r->complete;
+    int any = 0, all = 1;
+    for (int i = 0; i < ROUTER_MAX_SHARDS; i++) {
         if (r->shards[i] != NULL) {
-            any = 1;
-            ready = r->shards[i]->up;
+            any |= r->shards[i]->up;
+            all &= r->shards[i]->up;
         }
     }
-    th->link_ready = ready && any;
+    th->redis_all_up = known && any && all;
+    if (th->redis_all_up)
+        r->all_up_once = 1;
+    th->link_ready = known && any && r->all_up_once;
 }
 
 static void request_refresh(node_thread_t *th);
@@ -86,7 +93,7 @@ static void on_shard_down(redis_conn_t *conn, void *data)
     node_thread_t *th = s->th;
     int was_up = s->up;
     s->up = 0;
-    th->link_ready = 0;
+    update_ready(th);
     if (was_up) {
         clients_on_shard_down(th, s->index);
         topics_on_shard_down(th, s->index);
@@ -531,4 +538,20 @@ int router_command(const node_thread_t *th, const char *key, size_t keylen, redi
 {
     redis_conn_t *c = router_cmd_for_key(th, key, keylen);
     return c != NULL ? redis_conn_command(c, cb, data, argc, argv, argvlen) : -1;
+}
+
+int router_topics_up(node_thread_t *th, const h2o_iovec_t *topics, size_t n)
+{
+    if (!th->link_ready)
+        return 0;
+    if (th->redis_all_up)
+        return 1;
+    int up = 1;
+    for (size_t i = 0; i < n && up; i++) {
+        buf_clear(&th->scratch);
+        up = topic_key(&th->scratch, th->shared->cfg->prefix, topics[i].base, topics[i].len,
+                       TOPIC_KEY_STREAM) == 0 &&
+             router_shard_up(th, router_shard_of_key(th, th->scratch.base, th->scratch.len));
+    }
+    return up;
 }

@@ -56,6 +56,7 @@ typedef struct router {
     shard_t *shards[ROUTER_MAX_SHARDS];
     int8_t slot_shard[CLUSTER_SLOTS]; /* slot -> shard index, -1 = not served */
     int complete;                     /* every slot has a shard */
+    int all_up_once;                  /* every shard has been up together (start-up is over) */
 } router_t;
 
 /* Starts discovery (the thread's loop exists). */
@@ -82,6 +83,9 @@ int router_command(const struct node_thread *th, const char *key, size_t keylen,
                    void *data, int argc, const char **argv, const size_t *argvlen);
 /* True when the shard is up. */
 int router_shard_up(const struct node_thread *th, int shard);
+/* True when the shard of every topic is up (new streams of these topics
+ * may start). */
+int router_topics_up(struct node_thread *th, const h2o_iovec_t *topics, size_t n);
 /* True in cluster mode: live channels use SSUBSCRIBE. */
 int router_sharded(const struct node_thread *th);
 

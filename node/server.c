@@ -243,7 +243,7 @@ static int on_stream(node_thread_t *th, h2o_req_t *req, int mercure)
     } else if (atomic_load(&th->shared->stopping)) {
         th->stats.v[STAT_REFUSED_DRAINING]++;
         ret = server_stream_refusal(th, req, "draining", "node shutting down, retry later");
-    } else if (!th->link_ready) {
+    } else if (!router_topics_up(th, q.topics, q.ntopics)) {
         th->stats.v[STAT_REFUSED_REDIS]++;
         ret = server_stream_refusal(th, req, "redis_unavailable", "redis unavailable, retry later");
     } else if (atomic_load(&th->shared->connections) >= th->shared->cfg->max_connections) {

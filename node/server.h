@@ -58,7 +58,8 @@ typedef struct node_thread {
     int nlisteners;
 
     router_t router; /* Redis: one shard per master (commands, pub/sub) */
-    int link_ready;  /* every shard up: new streams are admitted */
+    int link_ready;  /* Redis usable: the map is known and a shard is up (router.c) */
+    int redis_all_up; /* every shard is up */
 
     topic_table_t topics;
     h2o_linklist_t pattern_clients; /* client_ext_t.pattern_link of streams with pattern selectors */

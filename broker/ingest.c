@@ -532,6 +532,33 @@ static void mark_overtaken(struct ingest *in, const msg_t *stored)
     in->refused_queued = refused;
 }
 
+static int send_publish(struct ingest *in, redis_link_t *link, msg_t *m);
+
+/* ASK: the message's slot is migrating and its keys have moved already:
+ * this one call goes to the importing master, after ASKING (its later
+ * messages are answered ASK too, in order, and follow it). Returns 1 when
+ * it went; its answer comes back here. */
+static int follow_ask(struct ingest *in, const redisReply *reply, msg_t *m)
+{
+    cluster_redirect_t rd;
+    if (in->mode != MODE_CLUSTER ||
+        cluster_parse_redirect(reply->str, reply->len, &rd) != CLUSTER_ERROR_ASK ||
+        rd.host_kind != CLUSTER_HOST_NAMED)
+        return 0;
+    redis_link_t *to = NULL;
+    for (int i = 0; i < MAX_SHARDS && to == NULL; i++)
+        if (in->shards[i] != NULL && in->shards[i]->port == rd.port &&
+            strcmp(in->shards[i]->host, rd.host) == 0)
+            to = in->shards[i];
+    if (!link_usable(to) || !can_send(in) || !lease_may_write(in->lease))
+        return 0;
+    if (redisAsyncCommand(to->ac, NULL, NULL, "ASKING") != REDIS_OK || send_publish(in, to, m) != 0)
+        return 0;
+    in->inflight++;
+    in->counters.sent++;
+    return 1;
+}
+
 /* Handles the answer to one publish call: counts it, or puts the message
  * back for a resend (connection lost, library missing) or for a later
  * takeover (fenced: a newer leader wrote the topic, so we step down). */
@@ -550,6 +577,8 @@ static void on_publish_reply(redisAsyncContext *ac, void *r, void *privdata)
         queue_requeue(&in->queue, m);
         return;
     }
+    if (reply->type == REDIS_REPLY_ERROR && follow_ask(in, reply, m))
+        return;
     if (reply->type == REDIS_REPLY_ERROR &&
         (cluster_error_kind(reply->str, reply->len) != CLUSTER_ERROR_OTHER ||
          strncmp(reply->str, "READONLY", 8) == 0)) {

@@ -407,8 +407,8 @@ static history_read_t *read_start(node_thread_t *th, topic_t *t, enum history_fr
     size_t lens[8];
     for (int i = 0; i < 8; i++)
         lens[i] = i == 3 ? t->stream_key.len : strlen(argv[i]);
-    redis_conn_t *cmd = router_shard_up(th, t->shard) ? router_cmd(th, t->shard) : NULL;
-    if (cmd == NULL || redis_conn_command(cmd, on_read_reply, r, 8, argv, lens) != 0) {
+    if (!router_shard_up(th, t->shard) ||
+        router_command(th, t->stream_key.base, t->stream_key.len, on_read_reply, r, 8, argv, lens) != 0) {
         free(r);
         return NULL;
     }

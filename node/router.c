@@ -533,11 +533,85 @@ int router_sharded(const node_thread_t *th)
     return th->router.mode == ROUTER_CLUSTER;
 }
 
+/* A command on a cluster, kept so a MOVED or ASK answer can send it again
+ * where the answer says (ASK: after ASKING, this once). */
+typedef struct routed {
+    const node_thread_t *th;
+    redis_reply_cb cb;
+    void *data;
+    int redirects;
+    int argc;
+    const char **argv;
+    size_t *lens;
+} routed_t;
+
+#define ROUTED_MAX_REDIRECTS 3
+
+/* The command connection of the master at host:port, when it is up. */
+static redis_conn_t *cmd_at(const node_thread_t *th, const char *host, int port)
+{
+    for (int i = 0; i < ROUTER_MAX_SHARDS; i++) {
+        shard_t *s = th->router.shards[i];
+        if (s != NULL && s->up && s->url.port == port && strcmp(s->url.host, host) == 0)
+            return s->cmd;
+    }
+    return NULL;
+}
+
+static int on_routed(redis_conn_t *conn, redisReply *rep, void *data)
+{
+    routed_t *r = data;
+    cluster_redirect_t rd;
+    cluster_error_kind_t k;
+    if (rep != NULL && rep->type == REDIS_REPLY_ERROR && r->redirects < ROUTED_MAX_REDIRECTS &&
+        ((k = cluster_parse_redirect(rep->str, rep->len, &rd)) == CLUSTER_ERROR_MOVED ||
+         k == CLUSTER_ERROR_ASK) &&
+        rd.host_kind == CLUSTER_HOST_NAMED) {
+        redis_conn_t *to = cmd_at(r->th, rd.host, rd.port);
+        const char *asking[1] = {"ASKING"};
+        size_t asking_len[1] = {6};
+        if (to != NULL &&
+            (k != CLUSTER_ERROR_ASK || redis_conn_command(to, NULL, NULL, 1, asking, asking_len) == 0) &&
+            redis_conn_command(to, on_routed, r, r->argc, r->argv, r->lens) == 0) {
+            r->redirects++;
+            return 0; /* this answer is freed; the next one comes here */
+        }
+    }
+    int keep = r->cb != NULL ? r->cb(conn, rep, r->data) : 0;
+    free(r);
+    return keep;
+}
+
 int router_command(const node_thread_t *th, const char *key, size_t keylen, redis_reply_cb cb, void *data,
                    int argc, const char **argv, const size_t *argvlen)
 {
     redis_conn_t *c = router_cmd_for_key(th, key, keylen);
-    return c != NULL ? redis_conn_command(c, cb, data, argc, argv, argvlen) : -1;
+    if (c == NULL)
+        return -1;
+    if (!router_sharded(th))
+        return redis_conn_command(c, cb, data, argc, argv, argvlen);
+    /* one allocation: the struct, the pointers, the lengths, the bytes */
+    size_t bytes = 0;
+    for (int i = 0; i < argc; i++)
+        bytes += argvlen[i];
+    routed_t *r = malloc(sizeof(*r) + (size_t)argc * (sizeof(char *) + sizeof(size_t)) + bytes);
+    if (r == NULL)
+        return -1;
+    *r = (routed_t){.th = th, .cb = cb, .data = data, .argc = argc};
+    r->argv = (const char **)(r + 1);
+    r->lens = (size_t *)(r->argv + argc);
+    char *p = (char *)(r->lens + argc);
+    for (int i = 0; i < argc; i++) {
+        memcpy(p, argv[i], argvlen[i]);
+        r->argv[i] = p;
+        r->lens[i] = argvlen[i];
+        p += argvlen[i];
+    }
+    if (redis_conn_command(c, on_routed, r, argc, r->argv, r->lens) != 0) {
+        free(r);
+        return -1;
+    }
+    return 0;
 }
 
 int router_topics_up(node_thread_t *th, const h2o_iovec_t *topics, size_t n)

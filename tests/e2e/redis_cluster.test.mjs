@@ -61,6 +61,22 @@ async function publish(topic, data, { replicated = false, timeout = 20000 } = {}
   }
 }
 
+// Moves a slot's keys from one master to another, as redis-cli --cluster
+// reshard does, but stops before the slot itself moves (the caller ends
+// the migration with CLUSTER SETSLOT <slot> NODE <returned id>): meanwhile
+// the old master answers ASK for those keys.
+async function migrateKeys(slot, from, to) {
+  const fromId = (await rc.cli(from, 'CLUSTER', 'MYID')).trim();
+  const toId = (await rc.cli(to, 'CLUSTER', 'MYID')).trim();
+  await rc.cmd(to, 'CLUSTER', 'SETSLOT', String(slot), 'IMPORTING', fromId);
+  await rc.cmd(from, 'CLUSTER', 'SETSLOT', String(slot), 'MIGRATING', toId);
+  for (;;) {
+    const keys = await rc.cmd(from, 'CLUSTER', 'GETKEYSINSLOT', String(slot), '100');
+    if (keys.length === 0) return toId;
+    await rc.cmd(from, 'MIGRATE', '127.0.0.1', String(to.port), '', '0', '5000', 'KEYS', ...keys);
+  }
+}
+
 async function xrange(topic) {
   const m = await rc.masterOf(streamKey(topic));
   const rows = await rc.cmd(m, 'XRANGE', streamKey(topic), '-', '+');
@@ -178,7 +194,8 @@ describe('a node on a Redis Cluster', () => {
 
 describe('a slot migrates to another master while clients listen', () => {
   test('the sharded subscription ends (sunsubscribe); nodes re-map, subscribe on the new master and fill the hole', T, async () => {
-    const n = await startNode(null, { redisUrl: rc.url, args: ['--threads', '2'] });
+    // no replay from memory: resumes read Redis
+    const n = await startNode(null, { redisUrl: rc.url, args: ['--threads', '2', '--replay-memory-events', '0'] });
     const [{ topic, master: from }, { master: to }] = await topicsPerMaster('migrating');
     const slot = keySlot(streamKey(topic));
     const s = await rawSse(`${n.url}/events?topic=${topic}`);
@@ -188,17 +205,15 @@ describe('a slot migrates to another master while clients listen', () => {
       for (; !stop && sent < 2000; sent++) { await publish(topic, `m${sent}`); await sleep(5); }
     })();
     await waitFor(() => sent >= 20, { what: '20 events before the move' });
-    // move the slot by hand, as redis-cli --cluster reshard does
-    const fromId = (await rc.cli(from, 'CLUSTER', 'MYID')).trim();
-    const toId = (await rc.cli(to, 'CLUSTER', 'MYID')).trim();
-    await rc.cmd(to, 'CLUSTER', 'SETSLOT', String(slot), 'IMPORTING', fromId);
-    await rc.cmd(from, 'CLUSTER', 'SETSLOT', String(slot), 'MIGRATING', toId);
-    for (;;) {
-      const keys = await rc.cmd(from, 'CLUSTER', 'GETKEYSINSLOT', String(slot), '100');
-      if (keys.length === 0) break;
-      await rc.cmd(from, 'MIGRATE', '127.0.0.1', String(to.port), '', '0', '5000', 'KEYS', ...keys);
-    }
-    for (const m of rc.masters()) await rc.cmd(m, 'CLUSTER', 'SETSLOT', String(slot), 'NODE', toId);
+    const toId = await migrateKeys(slot, from, to);
+    // keys moved, slot not yet: the old master answers ASK; a client that
+    // resumes now is served by the node's history read following it
+    const seen = s.events.slice(6).map((e) => e.data);
+    const r = await rawSse(`${n.url}/events?topic=${topic}`, { headers: { 'Last-Event-ID': s.events[5].id } });
+    await r.waitForEvents(seen.length);
+    assert.deepEqual(r.events.slice(0, seen.length).map((e) => e.data), seen, 'replayed from Redis while the slot migrates');
+    r.close();
+    for (const m of rc.masters().filter((x) => x.running())) await rc.cmd(m, 'CLUSTER', 'SETSLOT', String(slot), 'NODE', toId);
     const moved = sent;
     await waitFor(() => sent >= moved + 20, { timeout: 20000, what: '20 events after the move' });
     stop = true;
@@ -423,5 +438,31 @@ describe('brokers on the cluster', () => {
     } finally {
       await set('no');
     }
+  });
+
+  test('a slot migrates while apps publish: the leader follows ASK to the importing master at once', T, async () => {
+    const [{ topic, master: from }, { master: to }] = await topicsPerMaster('asked');
+    const key = streamKey(topic);
+    const slot = keySlot(key);
+    const at = rc.nodes.find((n) => n.running());
+    let i = 0, stop = false;
+    const publisher = (async () => {
+      for (; !stop && i < 5000; i++) { await pub(at, topic, `${topic} ${i}`); await sleep(5); }
+    })();
+    await waitFor(() => i >= 50, { what: 'events before the migration' });
+    const toId = await migrateKeys(slot, from, to);
+    // the slot still belongs to the old master: only ASK leads to the new one
+    const asker = await rc.client(to);
+    const len = async () => { await asker.cmd('ASKING'); return Number(await asker.cmd('XLEN', key)); };
+    const before = await len();
+    await waitFor(async () => (await len()) >= before + 20, { timeout: 10000, what: 'publishes stored on the importing master while the slot migrates' });
+    for (const m of rc.masters().filter((x) => x.running())) await rc.cmd(m, 'CLUSTER', 'SETSLOT', String(slot), 'NODE', toId);
+    const n = i;
+    await waitFor(() => i >= n + 50, { what: 'events after the migration' });
+    stop = true;
+    await publisher;
+    let kept = [];
+    await waitFor(async () => (kept = await xrange(topic)).length >= i, { timeout: 20000, what: 'every event stored' });
+    assert.deepEqual(kept.map((e) => e.data), Array.from({ length: i }, (_, k) => `${topic} ${k}`), 'all, once, in order');
   });
 });

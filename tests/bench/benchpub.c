@@ -5,7 +5,9 @@
  * publisher location). Redis commands are pipelined on non-blocking sockets
  * (our own RESP writer, hiredis' reply reader); HTTP requests go over
  * keep-alive connections, optionally pipelined. Every topic always uses the
- * same connection, so each topic's events stay in order. */
+ * same connection, so each topic's events stay in order. With --cluster the
+ * Redis named is a seed of a Redis Cluster: every master gets its own
+ * connections and each topic goes to the master of its key's slot. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -16,17 +18,19 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
 #include <hiredis/hiredis.h>
 
 #include "common/buf.h"
+#include "common/cluster_slots.h"
 #include "tests/bench/bench_common.h"
 #include "tests/bench/http_resp.h"
 
 #define NS 1000000000LL
-#define MAX_CONNS 256
+#define MAX_CONNS 256       /* in all, over every master */
 #define MAX_RECONNECTS 10   /* per connection, then its topics count as errors */
 #define COMPACT_BYTES 65536 /* acknowledged bytes kept before the buffer is compacted */
 
@@ -38,9 +42,11 @@ typedef enum pub_mode { PUB_PUBLISH, PUB_FCALL, PUB_HTTP } pub_mode_t;
  * `out` and stay there until answered: HTTP requests a server announced it
  * would not read (Connection: close) are sent again on a new connection. */
 typedef struct pubconn {
-    int fd;      /* -1 while down */
-    int dead;    /* gave up reconnecting */
-    int closing; /* the server said Connection: close */
+    struct sockaddr_in addr; /* where it connects */
+    long master;             /* index into pub_t.masters */
+    int fd;                  /* -1 while down */
+    int dead;                /* gave up reconnecting */
+    int closing;             /* the server said Connection: close */
     int reconnects;
     buf_t out;        /* requests not yet answered, from `acked_off` */
     size_t acked_off; /* bytes of `out` already answered */
@@ -51,15 +57,28 @@ typedef struct pubconn {
     http_resp_t resp;
 } pubconn_t;
 
+/* A Redis the connections go to: the one --redis names, or with --cluster
+ * each master of the slot map; with what it was sent and answered. */
+typedef struct pubmaster {
+    struct sockaddr_in addr;
+    char name[CLUSTER_HOST_MAX + 8]; /* "host:port" as the slot map gives it */
+    long topics, sent, acked;
+} pubmaster_t;
+
 /* Settings, per-topic names and results; owned by main. */
 typedef struct pub {
     pub_mode_t mode;
+    int cluster; /* --redis is a cluster seed */
     struct sockaddr_in addr;
     const char *redis, *channel_template, *key_template, *http_template;
-    long topics, count, size, seq_start, nconns, window;
+    long topics, count, size, seq_start, window;
+    long conns_per_master, nconns; /* nconns = conns_per_master x nmasters */
     double rate, timeout_s;
-    char **names;  /* per topic: channel, key or path */
-    char host[64]; /* HTTP Host header */
+    char **names;     /* per topic: channel, key or path */
+    long *topic_conn; /* per topic: the index of its connection */
+    char host[64];    /* HTTP Host header */
+    pubmaster_t masters[MAX_CONNS];
+    long nmasters;
     pubconn_t conns[MAX_CONNS];
     /* results */
     long sent, acked, errors, unheard;
@@ -87,7 +106,7 @@ static int conn_open(pub_t *p, pubconn_t *c)
         return -errno;
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (connect(c->fd, (struct sockaddr *)&p->addr, sizeof(p->addr)) != 0) {
+    if (connect(c->fd, (struct sockaddr *)&c->addr, sizeof(c->addr)) != 0) {
         int err = errno;
         close(c->fd);
         c->fd = -1;
@@ -251,6 +270,7 @@ static int read_redis_replies(pub_t *p, pubconn_t *c, const char *bytes, size_t 
             note_error(p, r->str, r->len);
         } else {
             p->acked++;
+            p->masters[c->master].acked++;
             if (p->mode == PUB_PUBLISH && r->type == REDIS_REPLY_INTEGER && r->integer == 0)
                 p->unheard++;
         }
@@ -337,7 +357,7 @@ static long queue_due(pub_t *p, long next, int64_t now)
             due = (long)d;
     }
     while (next < due) {
-        pubconn_t *c = &p->conns[(next % p->topics) % p->nconns];
+        pubconn_t *c = &p->conns[p->topic_conn[next % p->topics]];
         if (c->dead) {
             note_error(p, "connection lost for good", 24);
             next++;
@@ -345,10 +365,12 @@ static long queue_due(pub_t *p, long next, int64_t now)
         }
         if (c->fd < 0 || (long)c->ring_count >= p->window)
             break;
-        if (queue_event(p, c, next) != 0)
+        if (queue_event(p, c, next) != 0) {
             note_error(p, "out of memory", 13);
-        else
+        } else {
             p->sent++;
+            p->masters[c->master].sent++;
+        }
         next++;
         if (next == p->count)
             p->last_sent = now;
@@ -392,6 +414,22 @@ static void run(pub_t *p)
     }
 }
 
+/* Prints, with --cluster, what each master was given and answered:
+ * ,"masters":[{"addr":"127.0.0.1:7001","topics":..,"sent":..,"acked":..},...] */
+static void print_masters(const pub_t *p)
+{
+    if (!p->cluster)
+        return;
+    printf(",\"masters\":[");
+    for (long i = 0; i < p->nmasters; i++) {
+        const pubmaster_t *m = &p->masters[i];
+        printf("%s{\"addr\":", i ? "," : "");
+        bench_json_string(stdout, m->name);
+        printf(",\"topics\":%ld,\"sent\":%ld,\"acked\":%ld}", m->topics, m->sent, m->acked);
+    }
+    printf("]");
+}
+
 /* Prints the result line. */
 static void print_result(const pub_t *p)
 {
@@ -404,8 +442,10 @@ static void print_result(const pub_t *p)
     bench_json_string(stdout, p->first_error);
     if (p->mode == PUB_PUBLISH)
         printf(",\"unheard\":%ld", p->unheard);
-    printf(",\"elapsed_s\":%.3f,\"send_s\":%.3f,\"rate\":%.1f,\"send_rate\":%.1f}\n", elapsed, send_s,
+    printf(",\"elapsed_s\":%.3f,\"send_s\":%.3f,\"rate\":%.1f,\"send_rate\":%.1f", elapsed, send_s,
            elapsed > 0 ? (double)p->acked / elapsed : 0.0, send_s > 0 ? (double)p->sent / send_s : 0.0);
+    print_masters(p);
+    printf("}\n");
     fflush(stdout);
 }
 
@@ -417,6 +457,8 @@ static void usage(FILE *f)
           "  --mode publish|fcall|http  how to publish (default: publish, or http with\n"
           "                             --http-template)\n"
           "  --redis HOST:PORT          Redis on 127.0.0.0/8 (publish, fcall)\n"
+          "  --cluster                  --redis is a seed of a Redis Cluster: connect to every\n"
+          "                             master and send each topic to its slot's master\n"
           "  --channel-template T       publish: channel per topic (default sse:t%d)\n"
           "  --key-template T           fcall: stream key per topic (default ssehub:{t%d}:s)\n"
           "  --http-template URL        http: POST URL per topic (http://127.x.x.x:PORT/pub/t%d)\n"
@@ -425,7 +467,7 @@ static void usage(FILE *f)
           "  --count C                  events in total (default 1000)\n"
           "  --size B                   payload bytes (default 100)\n"
           "  --seq-start N              first seq of every topic (default 1)\n"
-          "  --redis-conns N            Redis connections (default 1)\n"
+          "  --redis-conns N            Redis connections, per master with --cluster (default 1)\n"
           "  --http-conns N             HTTP keep-alive connections (default 8)\n"
           "  --window N                 unanswered requests per connection (default 10000\n"
           "                             for Redis, 1 = no pipelining for HTTP)\n"
@@ -451,6 +493,7 @@ static int parse_options(pub_t *p, int argc, char **argv)
         O_HCONNS,
         O_WINDOW,
         O_TIMEOUT,
+        O_CLUSTER,
         O_HELP
     };
     static const struct option opts[] = {{"mode", 1, 0, O_MODE},
@@ -467,6 +510,7 @@ static int parse_options(pub_t *p, int argc, char **argv)
                                          {"http-conns", 1, 0, O_HCONNS},
                                          {"window", 1, 0, O_WINDOW},
                                          {"timeout", 1, 0, O_TIMEOUT},
+                                         {"cluster", 0, 0, O_CLUSTER},
                                          {"help", 0, 0, O_HELP},
                                          {0, 0, 0, 0}};
     long rconns = 1, hconns = 8, window = 0;
@@ -520,6 +564,9 @@ static int parse_options(pub_t *p, int argc, char **argv)
         case O_TIMEOUT:
             bad = bench_parse_double(optarg, 86400, &p->timeout_s);
             break;
+        case O_CLUSTER:
+            p->cluster = 1;
+            break;
         case 'h':
         case O_HELP:
             usage(stdout);
@@ -540,6 +587,10 @@ static int parse_options(pub_t *p, int argc, char **argv)
         fprintf(stderr, "ssehub-benchpub: http needs --http-template\n");
         bad = 1;
     }
+    if (!bad && p->mode == PUB_HTTP && p->cluster) {
+        fprintf(stderr, "ssehub-benchpub: --cluster is for Redis (publish, fcall)\n");
+        bad = 1;
+    }
     if (!bad && p->mode != PUB_HTTP && (p->redis == NULL || bench_parse_hostport(p->redis, &p->addr) != 0)) {
         fprintf(stderr, "ssehub-benchpub: --redis HOST:PORT on 127.0.0.0/8 is required\n");
         bad = 1;
@@ -548,7 +599,7 @@ static int parse_options(pub_t *p, int argc, char **argv)
         usage(stderr);
         return -1;
     }
-    p->nconns = p->mode == PUB_HTTP ? hconns : rconns;
+    p->conns_per_master = p->mode == PUB_HTTP ? hconns : rconns;
     p->window = window ? window : p->mode == PUB_HTTP ? 1 : 10000;
     if (p->timeout_s < 0)
         p->timeout_s = p->rate > 0 ? (double)p->count / p->rate + 30 : 300;
@@ -595,6 +646,101 @@ static int prepare_names(pub_t *p)
     return 0;
 }
 
+/* --------------------------------------------------------- routing -- */
+
+/* Reads the slot map from the seed --redis names (blocking: it is
+ * loopback); returns 0, or -1 after printing why. */
+static int read_slot_map(const pub_t *p, cluster_map_t *m)
+{
+    char host[INET_ADDRSTRLEN], err[256];
+    inet_ntop(AF_INET, &p->addr.sin_addr, host, sizeof(host));
+    struct timeval tv = {5, 0};
+    redisContext *ctx = redisConnectWithTimeout(host, ntohs(p->addr.sin_port), tv);
+    redisReply *r = NULL;
+    if (ctx != NULL && ctx->err == 0 && redisSetTimeout(ctx, tv) == REDIS_OK)
+        r = redisCommand(ctx, "CLUSTER SLOTS");
+    int ok = r != NULL && cluster_map_from_slots_reply(m, r, host, err, sizeof(err)) == 0;
+    if (!ok)
+        fprintf(stderr, "ssehub-benchpub: %s: %s\n", p->redis,
+                r != NULL                 ? err
+                : ctx != NULL && ctx->err ? ctx->errstr
+                                          : "cannot connect");
+    freeReplyObject(r);
+    redisFree(ctx);
+    return ok ? 0 : -1;
+}
+
+/* Makes every master of the map a pubmaster; returns 0, or -1 after
+ * printing why (too many connections, a master off loopback). */
+static int masters_from_map(pub_t *p, const cluster_map_t *m)
+{
+    if ((long)m->nshards * p->conns_per_master > MAX_CONNS) {
+        fprintf(stderr, "ssehub-benchpub: %zu masters x %ld connections is over %d\n", m->nshards,
+                p->conns_per_master, MAX_CONNS);
+        return -1;
+    }
+    p->nmasters = (long)m->nshards;
+    for (long i = 0; i < p->nmasters; i++) {
+        pubmaster_t *pm = &p->masters[i];
+        snprintf(pm->name, sizeof(pm->name), "%s:%d", m->shards[i].host, m->shards[i].port);
+        if (bench_parse_hostport(pm->name, &pm->addr) != 0) {
+            fprintf(stderr, "ssehub-benchpub: master %s is not on 127.0.0.0/8\n", pm->name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Gives every topic its connection: the master of its name's slot with
+ * --cluster (the key's for fcall; a channel's slot just spreads classic
+ * PUBLISH over the masters), else the one Redis or HTTP server; the topics
+ * of a master take its connections in turn. Returns 0, or -1 after printing
+ * why. */
+static int route_topics(pub_t *p, const cluster_map_t *m)
+{
+    p->topic_conn = calloc((size_t)p->topics, sizeof(*p->topic_conn));
+    if (p->topic_conn == NULL)
+        return -1;
+    for (long t = 0; t < p->topics; t++) {
+        long master = 0;
+        if (m != NULL) {
+            master = cluster_map_shard_of_key(m, p->names[t], strlen(p->names[t]));
+            if (master < 0) {
+                fprintf(stderr, "ssehub-benchpub: no master serves the slot of %s\n", p->names[t]);
+                return -1;
+            }
+        }
+        pubmaster_t *pm = &p->masters[master];
+        p->topic_conn[t] = master * p->conns_per_master + pm->topics++ % p->conns_per_master;
+    }
+    p->nconns = p->nmasters * p->conns_per_master;
+    for (long i = 0; i < p->nconns; i++) {
+        p->conns[i].master = i / p->conns_per_master;
+        p->conns[i].addr = p->masters[p->conns[i].master].addr;
+    }
+    return 0;
+}
+
+/* Sets up the masters and the route of every topic: with --cluster from
+ * the seed's slot map, else one "master", the address of --redis or of the
+ * HTTP template. Returns 0, or -1 after printing why. */
+static int prepare_routes(pub_t *p)
+{
+    if (!p->cluster) {
+        p->nmasters = 1;
+        p->masters[0].addr = p->addr;
+        return route_topics(p, NULL);
+    }
+    cluster_map_t *m = malloc(sizeof(*m)); /* 32 KB */
+    if (m == NULL)
+        return -1;
+    cluster_map_init(m);
+    int rc = read_slot_map(p, m) == 0 && masters_from_map(p, m) == 0 && route_topics(p, m) == 0 ? 0 : -1;
+    cluster_map_free(m);
+    free(m);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     pub_t *p = calloc(1, sizeof(*p));
@@ -608,6 +754,8 @@ int main(int argc, char **argv)
     if (parse_options(p, argc, argv) != 0 || prepare_names(p) != 0)
         return 2;
     signal(SIGPIPE, SIG_IGN);
+    if (prepare_routes(p) != 0)
+        return 1;
     for (long i = 0; i < p->nconns; i++) {
         pubconn_t *c = &p->conns[i];
         c->fd = -1;
@@ -635,6 +783,7 @@ int main(int argc, char **argv)
     for (long t = 0; t < p->topics; t++)
         free(p->names[t]);
     free(p->names);
+    free(p->topic_conn);
     free(p);
     return status;
 }

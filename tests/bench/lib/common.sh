@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Helpers shared by tests/bench/run-bench.sh: logging, free ports, the
+# Helpers shared by run-bench.sh and cluster-scale.sh: logging, free ports, the
 # processes the bench starts (and stops on exit), /proc sampling (RSS, CPU)
 # and Redis command counters. Sourced, never run.
 
@@ -31,6 +31,13 @@ children_of() {
   cat /proc/[0-9]*/stat 2>/dev/null |
     sed -n 's/^\([0-9]*\) (.*) [A-Za-z] \([0-9]*\) .*/\1 \2/p' |
     awk -v pp="$1" '$2 == pp { print $1 }'
+}
+
+# stop_tracked: stops every process track() noted (the EXIT trap's last step).
+stop_tracked() {
+  local p
+  for p in "${BENCH_PIDS[@]}"; do stop_pid "$p" 2 2>/dev/null; done
+  return 0
 }
 
 # stop_pid PID [GRACE_S]: SIGTERM, then SIGKILL after GRACE_S seconds.
@@ -131,6 +138,18 @@ redis_cmdstats() {
 redis_calls() {
   redis-cli -p "$1" INFO commandstats 2>/dev/null | tr -d '\r' |
     awk -F'[:,=]' -v c="cmdstat_$2" '$1 == c { print $3; found = 1 } END { if (!found) print 0 }'
+}
+
+# redis_wait_ping PORT PID: wait (at most 10 s) until the redis-server PID
+# answers PING on PORT; 1 if it did not (or ended).
+redis_wait_ping() {
+  local i
+  for ((i = 0; i < 100; i++)); do
+    [[ $(redis-cli -p "$1" PING 2>/dev/null) == PONG ]] && return 0
+    alive "$2" || break
+    sleep 0.1
+  done
+  return 1
 }
 
 # redis_settle PORT: wait (at most 10 s) until Redis has counted no new

@@ -35,7 +35,7 @@ logcmd() { if declare -F cmdlog >/dev/null; then cmdlog "$@"; fi; }
 
 # start_redis DIR: a private redis-server without persistence.
 start_redis() {
-  local dir=$1 i
+  local dir=$1
   REDIS_PORT=$(free_port) || { log "no free port for redis"; return 1; }
   mkdir -p "$dir"
   logcmd redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" --maxclients 1000
@@ -43,11 +43,7 @@ start_redis() {
     --dir "$dir" --logfile "$dir/redis.log" --maxclients 1000 >/dev/null 2>&1 &
   REDIS_PID=$!
   track "$REDIS_PID"
-  for ((i = 0; i < 100; i++)); do
-    [[ $(redis-cli -p "$REDIS_PORT" PING 2>/dev/null) == PONG ]] && return 0
-    alive "$REDIS_PID" || break
-    sleep 0.1
-  done
+  redis_wait_ping "$REDIS_PORT" "$REDIS_PID" && return 0
   log "redis-server on port $REDIS_PORT did not start: $(tail -n 3 "$dir/redis.log" 2>/dev/null)"
   return 1
 }

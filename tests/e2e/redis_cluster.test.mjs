@@ -98,6 +98,13 @@ describe('a node on a Redis Cluster', () => {
     }
     const logs = node.jsonLogs();
     assert.ok(logs.some((o) => o.msg === 'redis cluster' && o.masters === 3), 'logged the cluster it found');
+    // the registry's keys live on different masters
+    const c = await waitFor(async () => {
+      const r = await fetch(`${node.url}/cluster`);
+      const v = r.status === 200 && await r.json();
+      return v && v.nodes.some((n) => n.id === v.self && n.alive && n.redis_up) && v;
+    }, { timeout: 5000, what: 'the node in /cluster' });
+    assert.equal(c.nodes.find((n) => n.id === c.self).listen, `127.0.0.1:${node.port}`);
   });
 
   test('serves topics of every shard; live messages stay inside their shard', T, async () => {

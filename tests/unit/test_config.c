@@ -196,6 +196,9 @@ static void test_accepted_values(void)
     CHECK(strcmp(c.metrics_listen, "localhost:9100") == 0 && c.broker_lease_ms == 600000);
     CHECK(c.threads == cores());
     config_free(&c);
+    CHECK(load(&c, ARGV("--node-id", "edge-a:8080", "--redis-url", "redis-sentinel://s1,s2:26380/mymaster")) == 0);
+    CHECK(strcmp(c.node_id, "edge-a:8080") == 0);
+    config_free(&c);
 }
 
 /* ---- errors ------------------------------------------------------------- */
@@ -243,6 +246,14 @@ static void test_bad_strings(void)
     EXPECT_FAIL(ARGV("--ingest-json-prefix", "x*"), "ingest_json_prefix:");
     EXPECT_FAIL(ARGV("--prefix", "a\tb"), "prefix: \"a?b\"");
     EXPECT_FAIL(ARGV("--log-level", "verbose"), "log_level: \"verbose\"", "debug, info");
+    EXPECT_FAIL(ARGV("--node-id", "edge a"), "node_id:", "printable ASCII without spaces");
+    EXPECT_FAIL(ARGV("--node-id", "caf\xc3\xa9"), "node_id:", "printable ASCII");
+    char long_id[140];
+    memset(long_id, 'n', sizeof(long_id) - 1);
+    long_id[sizeof(long_id) - 1] = '\0';
+    EXPECT_FAIL(ARGV("--node-id", long_id), "node_id:", "longer than 128 bytes");
+    EXPECT_FAIL(ARGV("--redis-url", "redis://a,,b"), "redis_url:", "host is empty");
+    EXPECT_FAIL(ARGV("--redis-url", "redis-sentinel://s1"), "redis_url:", "master's name");
 }
 
 /* Checks that the Redis password never appears in a message. */

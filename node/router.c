@@ -8,6 +8,7 @@
 #include "broker/stream_keys.h"
 #include "common/log.h"
 #include "node/client.h"
+#include "node/metrics.h"
 #include "node/server.h"
 #include "node/topic.h"
 
@@ -33,10 +34,15 @@ static void update_ready(node_thread_t *th)
             all &= r->shards[i]->up;
         }
     }
+    int was = th->redis_all_up;
     th->redis_all_up = known && any && all;
     if (th->redis_all_up)
         r->all_up_once = 1;
     th->link_ready = known && any && r->all_up_once;
+    /* the registry and /metrics read the snapshots of every thread: a
+     * change of link state shows at once, not at the next second */
+    if (th->redis_all_up != was)
+        metrics_publish(th);
 }
 
 static void request_refresh(node_thread_t *th);

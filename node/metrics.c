@@ -24,6 +24,7 @@ void metrics_publish(node_thread_t *th)
     s->v[STAT_PATTERN_STREAMS] = th->npattern;
     s->v[STAT_TOPICS] = th->topics.count;
     s->v[STAT_REDIS_UP] = th->redis_all_up ? 1 : 0;
+    s->v[STAT_LINK_READY] = th->link_ready ? 1 : 0;
     s->v[STAT_REPLAY_MEMORY] = th->hstats.served_from_memory;
     s->v[STAT_REPLAY_REDIS] = th->hstats.redis_reads;
     for (size_t i = 0; i < STAT_N; i++)
@@ -38,8 +39,7 @@ uint64_t metrics_sum(const node_shared_t *sh, enum node_stat k)
     return t;
 }
 
-/* The minimum of one stat over the threads (for "every link is up"). */
-static uint64_t min_over(const node_shared_t *sh, enum node_stat k)
+uint64_t metrics_min(const node_shared_t *sh, enum node_stat k)
 {
     uint64_t m = UINT64_MAX;
     for (int i = 0; i < sh->nthreads; i++) {
@@ -80,7 +80,7 @@ void metrics_render(const node_shared_t *sh, buf_t *out)
         STAT_PATTERN_STREAMS);
     one(out, sh, "ssehub_node_topics", "gauge", "Topics subscribed in Redis, summed over worker threads.", STAT_TOPICS);
     family(out, "ssehub_node_redis_up", "gauge", "1 when every worker thread's Redis link is up.");
-    sample(out, "ssehub_node_redis_up", "", min_over(sh, STAT_REDIS_UP));
+    sample(out, "ssehub_node_redis_up", "", metrics_min(sh, STAT_REDIS_UP));
     family(out, "ssehub_node_draining", "gauge", "1 while the node shuts down.");
     sample(out, "ssehub_node_draining", "", atomic_load(&((node_shared_t *)sh)->stopping) ? 1 : 0);
     one(out, sh, "ssehub_node_events_in_total", "counter", "Live messages received from Redis.", STAT_EVENTS_IN);

@@ -20,12 +20,13 @@ struct node_shared;
 #define METRICS_LATENCY_BOUNDS_US {500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000}
 
 enum node_stat {
-    STAT_CONN_HTTP1, /* open streams over HTTP/1.x (gauge) */
-    STAT_CONN_HTTP2, /* open streams over HTTP/2 (gauge) */
-    STAT_SUBSCRIPTIONS, /* (stream, exact topic) pairs (gauge) */
+    STAT_CONN_HTTP1,      /* open streams over HTTP/1.x (gauge) */
+    STAT_CONN_HTTP2,      /* open streams over HTTP/2 (gauge) */
+    STAT_SUBSCRIPTIONS,   /* (stream, exact topic) pairs (gauge) */
     STAT_PATTERN_STREAMS, /* streams with pattern selectors (gauge, derived) */
-    STAT_TOPICS,        /* topics in the thread's table (gauge, derived) */
-    STAT_REDIS_UP,      /* the thread's Redis link is up (gauge, derived) */
+    STAT_TOPICS,          /* topics in the thread's table (gauge, derived) */
+    STAT_REDIS_UP,        /* the thread's Redis link is up (gauge, derived) */
+    STAT_LINK_READY,      /* the thread takes new streams (derived; for /readyz) */
     STAT_EVENTS_IN,
     STAT_EVENTS_OUT,
     STAT_BYTES_OUT,
@@ -61,6 +62,8 @@ void metrics_observe_redis(node_stats_t *s, uint64_t ns);
 void metrics_publish(struct node_thread *th);
 /* The sum of one stat over every thread's snapshot. */
 uint64_t metrics_sum(const struct node_shared *sh, enum node_stat k);
+/* The least of one stat over every thread's snapshot ("every link is up"). */
+uint64_t metrics_min(const struct node_shared *sh, enum node_stat k);
 /* Appends the whole exposition, summed over every thread, to out. */
 void metrics_render(const struct node_shared *sh, buf_t *out);
 

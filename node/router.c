@@ -34,14 +34,14 @@ static void update_ready(node_thread_t *th)
             all &= r->shards[i]->up;
         }
     }
-    int was = th->redis_all_up;
+    int was_up = th->redis_all_up, was_ready = th->link_ready;
     th->redis_all_up = known && any && all;
     if (th->redis_all_up)
         r->all_up_once = 1;
     th->link_ready = known && any && r->all_up_once;
-    /* the registry and /metrics read the snapshots of every thread: a
-     * change of link state shows at once, not at the next second */
-    if (th->redis_all_up != was)
+    /* the registry, /metrics and /readyz read the snapshots of every
+     * thread: a change of link state shows at once, not at the next second */
+    if (th->redis_all_up != was_up || th->link_ready != was_ready)
         metrics_publish(th);
 }
 

@@ -447,7 +447,9 @@ static int on_request(h2o_handler_t *self, h2o_req_t *req)
         if (atomic_load(&th->shared->stopping))
             return http_reply_error_retry(req, 503, "Service Unavailable", "draining", "node is shutting down",
                                           th->shared->cfg->retry_ms / 1000);
-        if (!th->link_ready)
+        /* ready when every thread takes streams: a probe answered by one
+         * thread must not send streams to another still connecting */
+        if (!th->link_ready || metrics_min(th->shared, STAT_LINK_READY) == 0)
             return http_reply_error_retry(req, 503, "Service Unavailable", "redis_unavailable", "no Redis link",
                                           th->shared->cfg->retry_ms / 1000);
         return http_reply_text(req, 200, "OK", "application/json", H2O_STRLIT("{\"status\":\"ready\"}"));

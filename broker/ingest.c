@@ -105,7 +105,7 @@ typedef struct log_limit {
 /* One Redis connection with its reconnect state. */
 typedef struct redis_link {
     struct ingest *in;
-    const char *name;            /* "subscriber", "command", "lease" or "discovery", for logs */
+    const char *name;            /* "subscriber", "command", "lease", "discovery" or "sentinel", for logs */
     char host[CLUSTER_HOST_MAX]; /* where it connects */
     int port;
     int shard;             /* command links: index in ingest.shards; -1 for the others */
@@ -1118,21 +1118,26 @@ static void on_setup_reply(redisAsyncContext *ac, void *r, void *privdata)
     link_drop(link);
 }
 
-/* Sends AUTH when the URL has a password: AUTH user password for an ACL
+/* Sends AUTH when there is a password: AUTH user password for an ACL
  * user, AUTH password otherwise. */
-static void link_auth(redis_link_t *link)
+static void link_auth_as(redis_link_t *link, const char *user, const char *password)
 {
-    const redis_url_t *u = &link->in->url;
-    const char *argv[3] = {"AUTH", u->user, u->password};
-    size_t lens[3] = {4, strlen(u->user), strlen(u->password)};
-    if (u->password[0] == '\0')
+    const char *argv[3] = {"AUTH", user, password};
+    size_t lens[3] = {4, strlen(user), strlen(password)};
+    if (password[0] == '\0')
         return;
-    if (u->user[0] == '\0') {
+    if (user[0] == '\0') {
         argv[1] = argv[2], lens[1] = lens[2];
         redisAsyncCommandArgv(link->ac, on_setup_reply, link, 2, argv, lens);
     } else {
         redisAsyncCommandArgv(link->ac, on_setup_reply, link, 3, argv, lens);
     }
+}
+
+/* AUTH with the URL's credentials (the data nodes'). */
+static void link_auth(redis_link_t *link)
+{
+    link_auth_as(link, link->in->url.user, link->in->url.password);
 }
 
 /* Sends SELECT when the URL names a database other than 0. */
@@ -1558,9 +1563,15 @@ static void on_sentinel_reply(redisAsyncContext *ac, void *r, void *privdata)
         return;
     }
     unsigned long long held;
-    if (log_allowed(in, "sentinel", &held))
+    if (reply->type == REDIS_REPLY_ERROR) {
+        /* NOAUTH, WRONGPASS (redis_sentinel_password), an ACL refusal */
+        if (log_allowed(in, "sentinel", &held))
+            log_error(COMPONENT, "sentinel refused the question",
+                      json_pack("{s:s,s:s}", "master", in->url.sentinel_master, "error", reply->str));
+    } else if (log_allowed(in, "sentinel", &held)) {
         log_warn(COMPONENT, "sentinel does not know the master",
                  json_pack("{s:s}", "master", in->url.sentinel_master));
+    }
     link_drop(&in->boot); /* ask another Sentinel */
 }
 
@@ -1572,12 +1583,14 @@ static void ask_sentinel(struct ingest *in)
         in->topology_inflight = 1;
 }
 
-/* Discovery handshake: a Sentinel is asked for the master (no password:
- * the data nodes' is not a Sentinel's); a data node for its slot map. */
+/* Discovery handshake: a Sentinel is asked for the master (with its own
+ * password, redis_sentinel_password: the data nodes' is not a Sentinel's);
+ * a data node for its slot map. */
 static void boot_handshake(redis_link_t *link)
 {
     struct ingest *in = link->in;
     if (in->url.sentinel_master[0] != '\0') {
+        link_auth_as(link, "", in->url.sentinel_password);
         ask_sentinel(in);
         return;
     }
@@ -1810,7 +1823,8 @@ static void on_drain_timer(struct ev_loop *loop, ev_timer *w, int revents)
 static int ingest_derive(struct ingest *in, char *err, size_t errlen)
 {
     const ssehub_config_t *cfg = in->cfg;
-    if (redis_url_parse(cfg->redis_url, &in->url, err, errlen) != 0)
+    if (redis_url_parse(cfg->redis_url, &in->url, err, errlen) != 0 ||
+        redis_url_set_sentinel_password(&in->url, cfg->redis_sentinel_password, err, errlen) != 0)
         return -1;
     if (strcmp(cfg->ingest_prefix, cfg->ingest_json_prefix) == 0) {
         snprintf(err, errlen, "ingest_prefix and ingest_json_prefix must differ");

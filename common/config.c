@@ -64,6 +64,9 @@ static const opt_t options[] = {
     {"redis_url", STR(redis_url), "redis://127.0.0.1:6379", BOTH, 0, 0, check_redis_url, 1, "URL",
      "Redis to use: redis://[[user]:password@]host[:port][/db]; several host:port (comma-separated): Redis "
      "Cluster seeds; redis-sentinel://host:port[,...]/master: Sentinels"},
+    {"redis_sentinel_password", STR(redis_sentinel_password), "", BOTH, 0, 0, NULL, 1, "PASSWORD",
+     "password of the Sentinels a redis-sentinel:// redis_url names (their requirepass; the URL's "
+     "password is the data nodes'); empty = none"},
     {"threads", INT(threads), "0", NODE, 0, 256, NULL, 0, "N",
      "node worker threads; 0 = one per CPU core"},
     {"prefix", STR(prefix), "ssehub:", BOTH, 0, 0, check_prefix, 0, "PREFIX",

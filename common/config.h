@@ -18,6 +18,7 @@ enum {
 typedef struct ssehub_config {
     char *listen;                    /* HOST:PORT the node serves on; "0.0.0.0:8080" */
     char *redis_url;                 /* redis://[user:password@]host:port[/db] */
+    char *redis_sentinel_password;   /* the Sentinels' requirepass (redis-sentinel:// URLs), "" */
     int threads;                     /* node worker threads; 0 in defaults = number of cores */
     char *prefix;                    /* internal key prefix, "ssehub:" */
     char *ingest_prefix;             /* plain ingest channel prefix, "sse:" */

@@ -271,3 +271,18 @@ int redis_url_parse(const char *url, redis_url_t *out, char *err, size_t errlen)
         return parse_sentinel_path(slash ? slash + 1 : "", out, err, errlen);
     return slash ? parse_db(slash + 1, out, err, errlen) : 0;
 }
+
+int redis_url_set_sentinel_password(redis_url_t *u, const char *password, char *err, size_t errlen)
+{
+    if (password[0] == '\0') {
+        u->sentinel_password[0] = '\0';
+        return 0;
+    }
+    if (u->sentinel_master[0] == '\0')
+        return fail(err, errlen, "redis_sentinel_password is only for a redis-sentinel:// redis_url");
+    if (strlen(password) >= sizeof(u->sentinel_password))
+        return fail(err, errlen, "redis_sentinel_password is longer than %zu bytes",
+                    sizeof(u->sentinel_password) - 1);
+    snprintf(u->sentinel_password, sizeof(u->sentinel_password), "%s", password);
+    return 0;
+}

@@ -23,10 +23,16 @@ typedef struct redis_url {
     int nhosts;     /* hosts given (1 or more); hosts[0] is host:port */
     redis_addr_t hosts[REDIS_URL_MAX_HOSTS];
     char sentinel_master[128]; /* redis-sentinel://: the master's name; "" otherwise */
+    char sentinel_password[256]; /* AUTH for the Sentinels (not from the URL); "" = none */
 } redis_url_t;
 
 /* Parses a URL; returns 0, or -1 with a message in err. user and password
  * may be percent-encoded in the URL. */
 int redis_url_parse(const char *url, redis_url_t *out, char *err, size_t errlen);
+
+/* Sets the password the Sentinels of a redis-sentinel:// URL take ("" for
+ * none); returns 0, or -1 with a message when the URL names no Sentinels
+ * or the password is too long. */
+int redis_url_set_sentinel_password(redis_url_t *u, const char *password, char *err, size_t errlen);
 
 #endif

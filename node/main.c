@@ -152,6 +152,10 @@ static int setup(ssehub_config_t *cfg)
         fprintf(stderr, "ssehub-node: redis_url: %s\n", err);
         return -1;
     }
+    if (redis_url_set_sentinel_password(&shared.redis, cfg->redis_sentinel_password, err, sizeof(err)) != 0) {
+        fprintf(stderr, "ssehub-node: %s\n", err);
+        return -1;
+    }
     if (auth_keys_load(cfg, &shared.keys, err, sizeof(err)) != 0) {
         fprintf(stderr, "ssehub-node: %s\n", err);
         return -1;

@@ -344,6 +344,11 @@ static int on_sentinel(redis_conn_t *conn, redisReply *rep, void *data)
         int port = atoi(rep->element[1]->str);
         if (port > 0 && port < 65536 && rep->element[0]->len < sizeof(((redis_addr_t *)0)->host))
             become_single(th, rep->element[0]->str, port);
+    } else if (rep != NULL && rep->type == REDIS_REPLY_ERROR) {
+        /* NOAUTH, WRONGPASS (redis_sentinel_password), an ACL refusal */
+        log_error("node", "sentinel refused the question",
+                  json_pack("{s:s,s:s}", "master", th->shared->redis.sentinel_master, "error", rep->str));
+        r->boot_drop_pending = 1; /* ask another Sentinel */
     } else if (rep != NULL) {
         log_warn("node", "sentinel does not know the master",
                  json_pack("{s:s}", "master", th->shared->redis.sentinel_master));
@@ -402,8 +407,10 @@ static void boot_open(node_thread_t *th)
         }
     }
     if (r->boot_sentinel) {
-        /* Sentinels take no password of the data nodes, nor SELECT */
-        a.user[0] = a.password[0] = '\0';
+        /* Sentinels take their own password (redis_sentinel_password), not
+         * the data nodes', nor SELECT */
+        a.user[0] = '\0';
+        snprintf(a.password, sizeof(a.password), "%s", u->sentinel_password);
         a.db = 0;
     }
     snprintf(r->boot_addr.host, sizeof(r->boot_addr.host), "%s", a.host);

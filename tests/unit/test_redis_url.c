@@ -150,6 +150,21 @@ static void test_hosts(void)
     expect_bad("redis-sentinel://s1/", "master's name");
     expect_bad("redis-sentinel://s1/a:b", "invalid character");
     expect_bad("redis-sentinel://s1/m/x", "database");
+
+    /* the Sentinels' own password comes from redis_sentinel_password */
+    CHECK(u.sentinel_password[0] == '\0');
+    CHECK(redis_url_set_sentinel_password(&u, "s3cret", err, sizeof err) == 0);
+    CHECK(strcmp(u.sentinel_password, "s3cret") == 0 && strcmp(u.password, "p") == 0);
+    CHECK(redis_url_set_sentinel_password(&u, "", err, sizeof err) == 0 && u.sentinel_password[0] == '\0');
+    char long_pw[300];
+    memset(long_pw, 'x', sizeof long_pw - 1);
+    long_pw[sizeof long_pw - 1] = '\0';
+    CHECK(redis_url_set_sentinel_password(&u, long_pw, err, sizeof err) == -1 &&
+          strstr(err, "longer than 255") != NULL);
+    CHECK(redis_url_parse("redis://h", &u, err, sizeof err) == 0);
+    CHECK(redis_url_set_sentinel_password(&u, "", err, sizeof err) == 0);
+    CHECK(redis_url_set_sentinel_password(&u, "pw", err, sizeof err) == -1 &&
+          strstr(err, "only for a redis-sentinel:// redis_url") != NULL);
 }
 
 int main(void)

@@ -102,11 +102,13 @@
 //     close()
 //
 // startRedisSentinel({replicas = 1, sentinels = 3, quorum = 2, masterName = 'mymaster',
-//   downAfterMs = 1000, failoverTimeoutMs = 5000, args = [], timeout = 30000})
+//   downAfterMs = 1000, failoverTimeoutMs = 5000, args = [], timeout = 30000,
+//   sentinelPassword = ''})
 //   -> Promise<sentinel>: one master, `replicas` replicas (--replicaof) and
 //   `sentinels` redis-server --sentinel processes monitoring it; resolves once
 //   the replicas are in sync and every sentinel sees the replicas and the
-//   other sentinels. The object:
+//   other sentinels. With sentinelPassword the sentinels have requirepass (and
+//   sentinel-pass for each other); the object's own connections AUTH. The object:
 //     master, replicas[]        the data nodes as started (roles change: see currentMaster
 //                               and node.role, updated by waitForFailover / restartNode)
 //     sentinels[]               nodes {port, addr, dir, conf, role, proc, pid, running(), logs()}
@@ -316,14 +318,16 @@ function openRawClient(port) {
   });
 }
 
-// Connections shared by the cluster and sentinel objects.
-function connectionPool() {
+// Connections shared by the cluster and sentinel objects; ports listed in
+// passwords get AUTH first.
+function connectionPool(passwords = new Map()) {
   const mains = new Map(); // port -> resp client
   const pending = new Map(); // port -> Promise<resp client>
   const all = new Set();
   async function client(port, opts) {
     const c = await connect(port, opts);
     all.add(c);
+    if (passwords.has(port)) await c.cmd('AUTH', passwords.get(port));
     return c;
   }
   async function main(port) {
@@ -351,13 +355,14 @@ function connectionPool() {
 const portOf = (x) => (typeof x === 'object' && x !== null ? x.port : Number(x));
 
 // Starts one redis-server and waits until it answers PING (or LOADING).
-async function launchServer(args, name, port) {
+async function launchServer(args, name, port, password = '') {
   const p = spawnProcess('redis-server', args.map(String), { name });
   const gone = new AbortController();
   p.exited.then(() => gone.abort());
   const pinged = waitFor(async () => {
     const c = await connect(port);
     try {
+      if (password) await c.cmd('AUTH', password);
       await c.cmd('PING');
       return true;
     } finally {
@@ -663,13 +668,13 @@ export async function startRedisCluster({ masters = 3, replicas = 1, nodeTimeout
 // ---- Redis Sentinel -------------------------------------------------------
 
 export async function startRedisSentinel({ replicas = 1, sentinels = 3, quorum = 2, masterName = 'mymaster',
-  downAfterMs = 1000, failoverTimeoutMs = 5000, args = [], timeout = 30000 } = {}) {
+  downAfterMs = 1000, failoverTimeoutMs = 5000, args = [], timeout = 30000, sentinelPassword = '' } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ssehub-rsentinel-'));
   ownDirs.add(dir);
-  const pool = connectionPool();
   const taken = new Set();
   const dataPorts = await freePorts(1 + replicas, taken);
   const sentPorts = await freePorts(sentinels, taken);
+  const pool = connectionPool(new Map(sentinelPassword ? sentPorts.map((p) => [p, sentinelPassword]) : []));
   const data = dataPorts.map((port) => makeNode({ port, addr: `${HOST}:${port}`, dir: path.join(dir, String(port)) }));
   const sents = sentPorts.map((port) => makeNode({ port, addr: `${HOST}:${port}`, dir: path.join(dir, `s${port}`),
     conf: path.join(dir, `s${port}`, 'sentinel.conf'), role: 'sentinel' }));
@@ -692,9 +697,12 @@ export async function startRedisSentinel({ replicas = 1, sentinels = 3, quorum =
       `sentinel monitor ${masterName} ${HOST} ${master0.port} ${quorum}`,
       `sentinel down-after-milliseconds ${masterName} ${downAfterMs}`,
       `sentinel failover-timeout ${masterName} ${failoverTimeoutMs}`,
-      `sentinel parallel-syncs ${masterName} 1`, '',
+      `sentinel parallel-syncs ${masterName} 1`,
+      // clients and the other sentinels must AUTH
+      ...(sentinelPassword ? [`requirepass ${sentinelPassword}`, `sentinel sentinel-pass ${sentinelPassword}`] : []),
+      '',
     ].join('\n'));
-    s.server = await launchServer([s.conf, '--sentinel'], `redis-sentinel-${s.port}`, s.port);
+    s.server = await launchServer([s.conf, '--sentinel'], `redis-sentinel-${s.port}`, s.port, sentinelPassword);
   }
 
   const byPort = (p) => [...data, ...sents].find((n) => n.port === portOf(p));

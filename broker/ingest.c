@@ -39,7 +39,7 @@
 #include "common/redis_url.h"
 
 #define COMPONENT "broker"
-#define INFLIGHT_MAX 10000  /* FCALLs sent and not yet answered */
+#define INFLIGHT_MAX 10000 /* FCALLs sent on one link and not yet answered */
 #define MAX_ATTEMPTS 3      /* "function not found" answers before giving up */
 #define DRAIN_SECONDS 5.0   /* shutdown waits this long for replies */
 #define CONNECT_TIMEOUT 5.0 /* connect + handshake deadline */
@@ -81,6 +81,8 @@ typedef struct msg {
     unsigned refused : 1;   /* re-queued after a cluster refusal (CLUSTERDOWN, MOVED, ...) */
     unsigned unordered : 1; /* a later message of its topic was stored meanwhile: sent without
                                its position, else the function would take it for a duplicate */
+    int shard;              /* in flight: the index of the command link it went on */
+    uint64_t conn;          /* ... and that link's connection number (redis_link.conn) */
     int argc;
     const char *argv[MSG_MAX_ARGS];
     size_t argvlen[MSG_MAX_ARGS];
@@ -93,6 +95,8 @@ typedef struct msg_queue {
     size_t len;
     size_t bytes; /* sum of the queued messages' size */
     msg_t *hint; /* the last re-queued message still queued: where the next one goes */
+    msg_t *skip; /* pump: the last message found waiting for a link that could not take
+                    it; every one before it waits too. NULL: look from the head */
 } msg_queue_t;
 
 /* Rate limit state of one log reason. */
@@ -110,6 +114,10 @@ typedef struct redis_link {
     int port;
     int shard;             /* command links: index in ingest.shards; -1 for the others */
     int reloading;         /* command links: FUNCTION LOAD after "not found" in flight */
+    size_t inflight;       /* command links: publish calls sent on this connection, unanswered */
+    int full;              /* command links: reached INFLIGHT_MAX; takes more below half of it */
+    uint64_t conn;         /* this connection's number (ingest.next_conn): late answers of a
+                              closed one are not counted against the next */
     redisAsyncContext *ac; /* NULL while down */
     int ready;             /* handshake complete */
     int was_ready;         /* has been ready before: a reconnect */
@@ -152,7 +160,8 @@ struct ingest {
     buf_t pattern_plain, pattern_json;
     char maxlen_text[24], maxage_text[24], maxbytes_text[24];
     msg_queue_t queue;
-    size_t inflight;
+    size_t inflight;    /* publish calls unanswered, over every link */
+    uint64_t next_conn; /* redis_link.conn numbers */
     uint64_t next_seq;
     int ready_logged;
     ingest_counters_t counters, logged;
@@ -291,20 +300,30 @@ static void queue_push(msg_queue_t *q, msg_t *m)
     q->bytes += m->size;
 }
 
+/* Removes m, which follows prev (NULL: m is the head). */
+static void queue_unlink(msg_queue_t *q, msg_t *prev, msg_t *m)
+{
+    if (prev == NULL)
+        q->head = m->next;
+    else
+        prev->next = m->next;
+    if (q->tail == m)
+        q->tail = prev;
+    if (q->hint == m)
+        q->hint = NULL;
+    if (q->skip == m)
+        q->skip = prev;
+    q->len--;
+    q->bytes -= m->size;
+    m->next = NULL;
+}
+
 /* Removes and returns the oldest message, or NULL. */
 static msg_t *queue_pop(msg_queue_t *q)
 {
     msg_t *m = q->head;
-    if (m == NULL)
-        return NULL;
-    q->head = m->next;
-    if (q->head == NULL)
-        q->tail = NULL;
-    if (q->hint == m)
-        q->hint = NULL;
-    q->len--;
-    q->bytes -= m->size;
-    m->next = NULL;
+    if (m != NULL)
+        queue_unlink(q, NULL, m);
     return m;
 }
 
@@ -319,6 +338,8 @@ static void queue_requeue(msg_queue_t *q, msg_t *m)
         prev = next;
         next = next->next;
     }
+    if (q->skip != NULL && m->seq < q->skip->seq)
+        q->skip = NULL; /* its link may take it: look from the head again */
     m->next = next;
     if (prev)
         prev->next = m;
@@ -350,7 +371,7 @@ static size_t queue_filter(msg_queue_t *q, int (*keep)(msg_t *m, void *arg), voi
 {
     msg_t *m = q->head, *next;
     size_t freed = 0;
-    q->head = q->tail = q->hint = NULL;
+    q->head = q->tail = q->hint = q->skip = NULL;
     q->len = 0;
     q->bytes = 0;
     for (; m != NULL; m = next) {
@@ -402,6 +423,7 @@ static msg_t *msg_new(struct ingest *in, const char *topic, size_t tlen, const e
     memset(m, 0, sizeof *m);
     m->in = in;
     m->size = sizeof *m + total;
+    m->shard = -1;
     char *p = m->bytes;
     msg_arg(m, "FCALL", 5);
     msg_arg(m, SSEHUB_FN_PUBLISH, strlen(SSEHUB_FN_PUBLISH));
@@ -534,6 +556,30 @@ static void mark_overtaken(struct ingest *in, const msg_t *stored)
 
 static int send_publish(struct ingest *in, redis_link_t *link, msg_t *m);
 
+/* A publish call came back (answered, or its connection closed): one
+ * fewer in flight, on its link too while that connection lasts. A full
+ * link takes messages again once half of its calls are answered (not at
+ * each answer: pump would look through the waiting ones every time), and
+ * pump then looks from the head. */
+static void answered(struct ingest *in, const msg_t *m)
+{
+    in->inflight--;
+    redis_link_t *link = m->shard >= 0 && m->shard < MAX_SHARDS ? in->shards[m->shard] : NULL;
+    if (link == NULL || link->conn != m->conn || link->inflight == 0)
+        return;
+    link->inflight--;
+    if (link->full && link->inflight <= INFLIGHT_MAX / 2) {
+        link->full = 0;
+        in->queue.skip = NULL;
+    }
+}
+
+/* Nonzero when the command link can take a publish call now. */
+static int link_open(const redis_link_t *link)
+{
+    return link_usable(link) && !link->full;
+}
+
 /* ASK: the message's slot is migrating and its keys have moved already:
  * this one call goes to the importing master, after ASKING (its later
  * messages are answered ASK too, in order, and follow it). Returns 1 when
@@ -554,8 +600,6 @@ static int follow_ask(struct ingest *in, const redisReply *reply, msg_t *m)
         return 0;
     if (redisAsyncCommand(to->ac, NULL, NULL, "ASKING") != REDIS_OK || send_publish(in, to, m) != 0)
         return 0;
-    in->inflight++;
-    in->counters.sent++;
     return 1;
 }
 
@@ -567,7 +611,7 @@ static void on_publish_reply(redisAsyncContext *ac, void *r, void *privdata)
     msg_t *m = privdata;
     struct ingest *in = m->in;
     redisReply *reply = r;
-    in->inflight--;
+    answered(in, m);
     if (in->aborting) {
         in->counters.dropped++;
         free(m);
@@ -644,40 +688,62 @@ static int send_publish(struct ingest *in, redis_link_t *link, msg_t *m)
         argv[argc] = "in", lens[argc++] = 2;
         argv[argc] = pos, lens[argc++] = ingest_pos_format(pos, m->pos);
     }
+    if (redisAsyncCommandArgv(link->ac, on_publish_reply, m, argc, argv, lens) != REDIS_OK)
+        return -1;
     if (m->refused) {
         m->refused = 0;
         in->refused_queued -= in->refused_queued > 0;
     }
-    return redisAsyncCommandArgv(link->ac, on_publish_reply, m, argc, argv, lens) == REDIS_OK ? 0 : -1;
+    m->shard = link->shard;
+    m->conn = link->conn;
+    link->inflight++;
+    in->inflight++;
+    in->counters.sent++;
+    return 0;
 }
 
-/* Sends queued messages, oldest first, while the command connection can
- * take them, fewer than INFLIGHT_MAX are unanswered and the lease still
- * runs by our own clock; stops at a message whose position is not known
- * yet (it waits for the sync mark). */
+/* Sends queued messages in arrival order while the lease still runs by
+ * our own clock, each on the command link of its topic's master; stops at
+ * a message whose position is not known yet (it waits for the sync mark).
+ * A message whose link cannot take it now (down, reloading the library,
+ * full, or its slot has no master) waits, and so does
+ * every later one of that link, but the other masters' messages go on: a
+ * master failing over holds up only its own topics. A topic's messages all
+ * go to one link, so none overtakes an earlier one of its topic. The
+ * messages found waiting are remembered (queue.skip) so a long wait is not
+ * scanned again; anything that may free them (a link ready, a new map, a
+ * full link answering, a message put back before them) forgets it. */
 static void pump(struct ingest *in)
 {
-    while (can_send(in) && in->inflight < INFLIGHT_MAX && in->queue.head != NULL &&
-           in->queue.head->placed != MSG_UNPLACED) {
-        /* the oldest first, whatever its shard: a later message of its
-         * topic must not overtake it */
-        msg_t *head = in->queue.head;
-        redis_link_t *link = shard_for_key(in, head->argv[3], head->argvlen[3]);
-        if (!link_usable(link)) {
-            if (link == NULL && in->mode == MODE_CLUSTER)
-                request_topology(in);
-            return;
+    int open = 0, want_map = 0;
+    for (int i = 0; i < MAX_SHARDS; i++)
+        open += link_open(in->shards[i]);
+    msg_t *prev = in->queue.skip;
+    msg_t *m = prev != NULL ? prev->next : in->queue.head;
+    while (open > 0 && m != NULL && m->placed != MSG_UNPLACED && can_send(in)) {
+        redis_link_t *link = shard_for_key(in, m->argv[3], m->argvlen[3]);
+        if (!link_open(link)) {
+            want_map |= link == NULL && in->mode == MODE_CLUSTER;
+            in->queue.skip = prev = m;
+            m = m->next;
+            continue;
         }
         if (!lease_may_write(in->lease))
-            return;
-        msg_t *m = queue_pop(&in->queue);
+            break;
+        msg_t *next = m->next;
+        queue_unlink(&in->queue, prev, m);
         if (send_publish(in, link, m) != 0) {
             queue_requeue(&in->queue, m);
-            return;
+            break;
         }
-        in->counters.sent++;
-        in->inflight++;
+        if (link->inflight >= INFLIGHT_MAX) {
+            link->full = 1;
+            open--;
+        }
+        m = next;
     }
+    if (want_map)
+        request_topology(in);
 }
 
 /* Standby: forgets buffered messages older than the window, and the oldest
@@ -975,6 +1041,8 @@ static void link_lost(redis_link_t *link)
     link->ac = NULL;
     link->ready = 0;
     link->pending = 0;
+    link->inflight = 0; /* its calls come back unanswered, not counted on the next connection */
+    link->full = 0;
     ev_timer_stop(link->in->loop, &link->deadline);
     struct ingest *in = link->in;
     if (link == &in->lease_link) {
@@ -1096,6 +1164,7 @@ static void link_ready(redis_link_t *link)
         if (!link->was_ready)
             redisAsyncCommand(link->ac, on_policy, NULL, "CONFIG GET maxmemory-policy");
         link->was_ready = 1;
+        in->queue.skip = NULL; /* its messages may go now */
         update_epoch_link(in);
     } else {
         in->placed = 0;
@@ -1170,6 +1239,7 @@ static void on_library_loaded(redisAsyncContext *ac, void *r, void *privdata)
         return;
     }
     link->reloading = 0;
+    in->queue.skip = NULL;
     log_info(COMPONENT, "function library reloaded", json_pack("{s:s}", "library", SSEHUB_FUNCTION_LIBRARY));
     request_mark(in);
     pump(in);
@@ -1324,6 +1394,7 @@ static void link_connect(redis_link_t *link)
         return;
     }
     ac->data = link;
+    link->conn = ++in->next_conn;
     redisLibevAttach(in->loop, ac);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
@@ -1452,6 +1523,7 @@ static void become_single(struct ingest *in, const char *host, int port)
                  json_pack("{s:s, s:s, s:i}", "redis", "single", "host", host, "port", port));
     in->mode = MODE_SINGLE;
     memset(in->slot_shard, 0, sizeof in->slot_shard);
+    in->queue.skip = NULL; /* messages may map to other links now */
     if (in->shards[0] == NULL)
         in->shards[0] = shard_link_new(in, 0, host, port);
     else
@@ -1481,6 +1553,7 @@ static void apply_cluster(struct ingest *in, const cluster_map_t *m)
             used[of[i]] = 1;
     for (unsigned slot = 0; slot < CLUSTER_SLOTS; slot++)
         in->slot_shard[slot] = (int8_t)(m->slots[slot] >= 0 ? of[m->slots[slot]] : -1);
+    in->queue.skip = NULL; /* messages may map to other links now */
     free(of);
     for (int i = 0; i < MAX_SHARDS; i++)
         if (in->shards[i] != NULL && !used[i])

@@ -5,7 +5,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventSource } from 'eventsource';
-import { startRedis, startBroker, startNode, waitFor, cleanupAll } from './lib/harness.mjs';
+import { startRedis, startBroker, startNode, waitFor, cleanupAll, onCluster } from './lib/harness.mjs';
+import { keySlot } from './lib/rediscluster.mjs';
 import { curlStream, rawSse } from './lib/sse.mjs';
 
 let redis, broker, nodeA, nodeB;
@@ -193,19 +194,28 @@ test('a client that leaves before its first event gets, on return, what was publ
   }
 });
 
+// A topic name starting with prefix whose stream shares topic's slot.
+function sameSlotTopic(topic, prefix) {
+  const slot = keySlot(`ssehub:{${topic}}:s`);
+  for (let i = 0; ; i++) if (keySlot(`ssehub:{${prefix}${i}}:s`) === slot) return `${prefix}${i}`;
+}
+
 test('multi-topic resume is exact when two topics hold the same entry id', async () => {
-  const url = `${nodeA.url}/events?topic=ma&topic=mb`;
+  // on a Redis Cluster MULTI needs both keys in one slot: a second name
+  // that shares ma's, and a connection to that slot's master
+  const mb = onCluster ? sameSlotTopic('ma', 'mb') : 'mb';
+  const url = `${nodeA.url}/events?topic=ma&topic=${mb}`;
   const s = await rawSse(url, { timeout: 5000 });
   await waitFor(() => s.events.some((e) => e.type === 'ssehub.cursor'), { what: 'cursor event' });
   // Both publishes in one MULTI: both streams usually get the same entry
   // id (Redis 7.0 reads the clock per command, so retry until they do).
-  const c = await redis.client();
+  const c = onCluster ? await redis.cluster.client(await redis.cluster.masterOf('ssehub:{ma}:s')) : await redis.client();
   let pair = null;
   for (let k = 0; k < 50 && !pair; k++) {
     const replies = (await Promise.all([
       c.cmd('MULTI'),
       c.cmd('FCALL', 'ssehub_publish', '1', 'ssehub:{ma}:s', `from a ${k}`),
-      c.cmd('FCALL', 'ssehub_publish', '1', 'ssehub:{mb}:s', `from b ${k}`),
+      c.cmd('FCALL', 'ssehub_publish', '1', `ssehub:{${mb}}:s`, `from b ${k}`),
       c.cmd('EXEC'),
     ]))[3];
     if (replies[0] === replies[1]) pair = { k, id: replies[0] };
@@ -228,7 +238,7 @@ test('multi-topic resume is exact when two topics hold the same entry id', async
   const r2 = await rawSse(url, { timeout: 5000, headers: { 'Last-Event-ID': msgs[1].id } });
   try {
     await waitFor(() => r1.events.length >= 1, { what: 'second event replayed' });
-    await publishPlain('mb', ['later']);
+    await publishPlain(mb, ['later']);
     await waitFor(() => r2.events.length >= 1 && r1.events.length >= 2, { what: 'live event' });
     await new Promise((r) => setTimeout(r, 200));
     assert.deepEqual(r1.events.map((e) => e.data), [msgs[1].data, 'later']);

@@ -11,6 +11,12 @@
 // makeCert() -> {dir, cert, key}: a self-signed PEM certificate for localhost
 //   and 127.0.0.1 (openssl), removed at cleanup.
 //
+// With SSEHUB_TEST_REDIS=cluster in the environment, startRedis starts a
+// 3-master, 3-replica Redis Cluster instead and returns an object of the
+// same shape (rediscluster.mjs, startClusterAsRedis): url names every node,
+// cmd routes each command to the master of its key; kill, restart and port
+// throw. `onCluster` is true then (tests skip what needs one server).
+//
 // startRedis({args: [], password}) -> Promise<redis>: starts redis-server with
 //   --save '' --appendonly no --port P --bind 127.0.0.1 --dir <tmpdir> ...args
 //   and waits until it answers PING. If args hold --requirepass, cmd() AUTHs
@@ -86,6 +92,7 @@ import { connect } from './resp.mjs';
 
 export const sourceDir =
   process.env.SSEHUB_SOURCE_DIR || path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const onCluster = process.env.SSEHUB_TEST_REDIS === 'cluster';
 export const buildDir = process.env.SSEHUB_BUILD_DIR || path.join(sourceDir, 'build');
 
 const live = new Set(); // child processes still running
@@ -226,6 +233,11 @@ function requirepassOf(args) {
 }
 
 export async function startRedis({ args = [], password = requirepassOf(args) } = {}) {
+  if (process.env.SSEHUB_TEST_REDIS === 'cluster') {
+    // the same test file on a 3-master Redis Cluster (rediscluster.mjs)
+    const { startClusterAsRedis } = await import('./rediscluster.mjs');
+    return startClusterAsRedis({ args });
+  }
   const port = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ssehub-redis-'));
   tmpDirs.add(dir);

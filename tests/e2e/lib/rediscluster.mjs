@@ -820,3 +820,152 @@ export async function startRedisSentinel({ replicas = 1, sentinels = 3, quorum =
   }
   return group;
 }
+
+// ---- a cluster in place of one Redis ------------------------------------------
+
+// Where the key of a command is (argument index), for the commands the
+// end-to-end tests send through startRedis().cmd.
+const KEY_ARG = new Map(['XLEN', 'XRANGE', 'XREVRANGE', 'XADD', 'XTRIM', 'XINFO', 'EXISTS', 'PTTL', 'TTL', 'PEXPIRE',
+  'GET', 'SET', 'DEL', 'INCR', 'ZSCORE', 'ZRANGE', 'ZCARD', 'HGET', 'HGETALL', 'HLEN', 'TYPE'].map((c) => [c, 1]));
+
+// startClusterAsRedis({args}) -> Promise<redis>: a 3-master, 3-replica
+// cluster (full coverage off) behind the object startRedis returns, so the
+// end-to-end files run unchanged on a cluster (SSEHUB_TEST_REDIS=cluster,
+// see harness.mjs). url names every node (seeds). cmd routes by key: a
+// command with a key (FCALL with keys, XLEN, GET, ...) goes to the master of
+// its slot (MOVED re-reads the map); PUBLISH to the node the brokers
+// subscribe on (Redis forwards it to the others over the bus; the answer
+// counts that node's subscribers, the brokers); PUBSUB NUMSUB counts the channel's sharded subscribers
+// on its master (nodes use SSUBSCRIBE there); INFO and KEYS add up or join
+// every master's answer; FUNCTION goes to every master; anything else to
+// the first master. client() connects to the first master (SUBSCRIBE there
+// sees every PUBLISH) and routes its commands as cmd does. stop/kill/restart
+// and the port of a single server do not apply: the tests that use them are
+// not run this way. cluster: the startRedisCluster object.
+export async function startClusterAsRedis({ args = [] } = {}) {
+  const rc = await startRedisCluster({ masters: 3, replicas: 1,
+    args: ['--cluster-require-full-coverage', 'no', ...args] });
+  let map = null; // CLUSTER SLOTS, normalized
+  const readMap = async () => { await rc.refresh(); map = await rc.clusterSlots(rc.masters()[0]); };
+  await readMap();
+  const masterPorts = () => [...new Set(map.map((s) => Number(s.master.split(':').pop())))];
+  const portOfSlot = (slot) => Number(map.find((s) => s.start <= slot && slot <= s.end).master.split(':').pop());
+  const keyOf = (a) => {
+    const c = String(a[0]).toUpperCase();
+    if ((c === 'FCALL' || c === 'FCALL_RO') && Number(a[2]) > 0) return a[3];
+    return KEY_ARG.has(c) ? a[KEY_ARG.get(c)] : undefined;
+  };
+  async function routed(port, a, buffers) {
+    for (let tries = 0; ; tries++) {
+      try {
+        const c = await rc.client(port, { buffers });
+        try { return await c.cmd(...a); } finally { c.close(); }
+      } catch (e) {
+        if (tries < 3 && /^(MOVED|TRYAGAIN|CLUSTERDOWN)/.test(e.message)) {
+          await sleepMs(100);
+          await readMap();
+          const key = keyOf(a);
+          if (key !== undefined) port = portOfSlot(keySlot(key));
+          continue;
+        }
+        throw e;
+      }
+    }
+  }
+  async function cmd(buffers, ...a) {
+    const c = String(a[0]).toUpperCase();
+    const key = keyOf(a);
+    const send = (p, args) => (buffers ? routed(p, args, true) : sendOn(p, args));
+    if (key !== undefined) return send(portOfSlot(keySlot(key)), a);
+    if (c === 'PUBLISH') {
+      // on the node the brokers subscribe on, so the answer counts them
+      pubPort ??= await subscriberPort();
+      const n = await send(pubPort, a);
+      if (!n) pubPort = null; // look again next time
+      return n;
+    }
+    if (c === 'PUBSUB' && String(a[1]).toUpperCase() === 'NUMSUB') {
+      const out = [];
+      for (const ch of a.slice(2)) out.push(ch, (await send(portOfSlot(keySlot(ch)), ['PUBSUB', 'SHARDNUMSUB', ch]))[1]);
+      return out;
+    }
+    if (c === 'INFO') {
+      const texts = await Promise.all(masterPorts().map((p) => send(p, a)));
+      return sumInfo(texts);
+    }
+    if (c === 'KEYS') return (await Promise.all(masterPorts().map((p) => send(p, a)))).flat();
+    if (c === 'FUNCTION' && String(a[1]).toUpperCase() !== 'LIST')
+      return (await Promise.all(masterPorts().map((p) => send(p, a))))[0];
+    return send(masterPorts()[0], a);
+  }
+  // The node where a client holds pattern subscriptions (a broker), or
+  // the first master.
+  let pubPort = null;
+  async function subscriberPort() {
+    for (const n of rc.nodes.filter((x) => x.running())) {
+      if (/ psub=[1-9]/.test(String(await rc.cmd(n, 'CLIENT', 'LIST', 'TYPE', 'pubsub')))) return n.port;
+    }
+    return masterPorts()[0];
+  }
+  // one persistent connection per master (rc.cmd), a fresh one after MOVED
+  async function sendOn(port, a) {
+    try {
+      return await rc.cmd(port, ...a);
+    } catch (e) {
+      if (/^(MOVED|TRYAGAIN|CLUSTERDOWN)/.test(e.message)) return routed(port, a, false);
+      throw e;
+    }
+  }
+  return {
+    cluster: rc,
+    url: rc.seeds,
+    get port() { throw new Error('a cluster has no single port (SSEHUB_TEST_REDIS=cluster)'); },
+    dir: rc.dir,
+    logs: () => rc.nodes.flatMap((n) => n.logs()),
+    cmd: (...a) => cmd(false, ...a),
+    cmdBuffers: (...a) => cmd(true, ...a),
+    // a connection of its own (for SUBSCRIBE) whose commands are routed
+    async client(opts) {
+      const c = await rc.client(masterPorts()[0], opts);
+      return {
+        port: c.port,
+        get closed() { return c.closed; },
+        cmd: (...a) => cmd(false, ...a),
+        cmdBuffers: (...a) => cmd(true, ...a),
+        subscribe: (...a) => c.subscribe(...a),
+        psubscribe: (...a) => c.psubscribe(...a),
+        close: () => c.close(),
+      };
+    },
+    stop: () => rc.stop(),
+    kill: () => { throw new Error('kill: not on a cluster (SSEHUB_TEST_REDIS=cluster)'); },
+    restart: () => { throw new Error('restart: not on a cluster (SSEHUB_TEST_REDIS=cluster)'); },
+  };
+}
+
+const sleepMs = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// INFO answers of several servers as one: numbers in `key:value` and in
+// `cmdstat_x:calls=N,...` fields added up, other fields from the first.
+function sumInfo(texts) {
+  const order = [];
+  const fields = new Map();
+  for (const t of texts) {
+    for (const line of String(t).split('\r\n')) {
+      const i = line.indexOf(':');
+      if (line.startsWith('#') || i < 0) { if (!fields.has(line)) { fields.set(line, null); order.push(line); } continue; }
+      const k = line.slice(0, i), v = line.slice(i + 1);
+      if (!fields.has(k)) { fields.set(k, v); order.push(k); continue; }
+      const prev = fields.get(k);
+      if (/^\d+$/.test(v) && /^\d+$/.test(prev)) fields.set(k, String(Number(prev) + Number(v)));
+      else if (/^cmdstat_/.test(k)) {
+        const add = Object.fromEntries(v.split(',').map((p) => p.split('=')));
+        fields.set(k, prev.split(',').map((p) => {
+          const [a, b] = p.split('=');
+          return a === 'calls' || a === 'rejected_calls' || a === 'failed_calls' ? `${a}=${Number(b) + Number(add[a] || 0)}` : p;
+        }).join(','));
+      }
+    }
+  }
+  return order.map((k) => (fields.get(k) === null ? k : `${k}:${fields.get(k)}`)).join('\r\n');
+}

@@ -608,7 +608,10 @@ static void thread_teardown(node_thread_t *th)
     h2o_evloop_run(th->loop, 0); /* finish closing the queue's socket */
     /* h2o 2.2.5's evloop build never frees the queue nor the per-thread
      * recycled socket buffers (each recycled chunk starts with its next
-     * pointer); free them so the process ends with nothing leaked */
+     * pointer); free them so the process ends with nothing leaked. Its
+     * recycled memory-pool chunks are out of reach (a static thread-local
+     * list): the thread waits for the process to end instead of exiting
+     * (worker_main in main.c), which keeps them reachable. */
     free(queue);
     h2o_mem_recycle_t *r = &h2o_socket_buffer_prototype.allocator;
     while (r->_link != NULL) {

@@ -94,7 +94,6 @@ fi
 if ((built_asan)); then
   # (assignments before a function call are exported to what it runs)
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-    LSAN_OPTIONS="suppressions=$ROOT/tests/lsan.supp:print_suppressions=0" \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     run_ctest build-asan asan+ubsan "$@"
 else

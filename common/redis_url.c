@@ -106,6 +106,21 @@ static int is_v6_char(char c)
     return isxdigit((unsigned char)c) || c == ':' || c == '.';
 }
 
+/* Copies s[0..n) (not empty) into dst of size dstlen after checking every
+ * byte with ok(); returns 0 or -1 with a message naming `what`. */
+static int store_name(const char *what, const char *s, size_t n, int (*ok)(char), char *dst, size_t dstlen,
+                      char *err, size_t errlen)
+{
+    if (n >= dstlen)
+        return fail(err, errlen, "%s is longer than %zu bytes", what, dstlen - 1);
+    for (size_t i = 0; i < n; i++)
+        if (!ok(s[i]))
+            return fail(err, errlen, "%s \"%.*s\" has an invalid character", what, (int)n, s);
+    memcpy(dst, s, n);
+    dst[n] = '\0';
+    return 0;
+}
+
 /* Copies s[0..n) into out->host after checking every byte with ok();
  * returns 0 or -1 with a message. */
 static int store_host(const char *s, size_t n, int (*ok)(char), redis_url_t *out, char *err,
@@ -113,14 +128,7 @@ static int store_host(const char *s, size_t n, int (*ok)(char), redis_url_t *out
 {
     if (n == 0)
         return fail(err, errlen, "host is empty");
-    if (n >= sizeof out->host)
-        return fail(err, errlen, "host is longer than %zu bytes", sizeof out->host - 1);
-    for (size_t i = 0; i < n; i++)
-        if (!ok(s[i]))
-            return fail(err, errlen, "host \"%.*s\" has an invalid character", (int)n, s);
-    memcpy(out->host, s, n);
-    out->host[n] = '\0';
-    return 0;
+    return store_name("host", s, n, ok, out->host, sizeof out->host, err, errlen);
 }
 
 /* Parses the port text after ':'; returns 0 or -1 with a message. */
@@ -230,13 +238,9 @@ static int parse_sentinel_path(const char *s, redis_url_t *out, char *err, size_
     if (n == 0)
         return fail(err, errlen,
                     "redis-sentinel:// needs the master's name: redis-sentinel://host:26379/mymaster");
-    if (n >= sizeof out->sentinel_master)
-        return fail(err, errlen, "master name is longer than %zu bytes", sizeof out->sentinel_master - 1);
-    for (size_t i = 0; i < n; i++)
-        if (!is_host_char(s[i]))
-            return fail(err, errlen, "master name \"%.*s\" has an invalid character", (int)n, s);
-    memcpy(out->sentinel_master, s, n);
-    out->sentinel_master[n] = '\0';
+    if (store_name("master name", s, n, is_host_char, out->sentinel_master, sizeof out->sentinel_master, err,
+                   errlen) != 0)
+        return -1;
     return slash ? parse_db(slash + 1, out, err, errlen) : 0;
 }
 

@@ -8,7 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cleanupAll, sleep, startBroker, startNode, waitFor } from './lib/harness.mjs';
-import { keySlot, startRedisCluster } from './lib/rediscluster.mjs';
+import { keySlot, patternSubscriberPorts, startRedisCluster } from './lib/rediscluster.mjs';
 import { rawSse } from './lib/sse.mjs';
 import { mercureToken } from './lib/jwt.mjs';
 
@@ -77,16 +77,8 @@ async function migrateKeys(slot, from, to) {
   }
 }
 
-// The cluster nodes where a client holds pattern subscriptions (the
-// brokers' PSUBSCRIBE; nodes use SSUBSCRIBE).
-async function brokerSubscriptionPorts() {
-  const ports = new Set();
-  for (const n of rc.nodes.filter((x) => x.running())) {
-    const list = String(await rc.cmd(n, 'CLIENT', 'LIST'));
-    if (/ psub=[1-9]/.test(list)) ports.add(n.port);
-  }
-  return ports;
-}
+// The cluster nodes the brokers subscribe on.
+const brokerSubscriptionPorts = async () => new Set(await patternSubscriberPorts(rc));
 
 async function xrange(topic) {
   const m = await rc.masterOf(streamKey(topic));

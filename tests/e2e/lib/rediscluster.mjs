@@ -13,6 +13,10 @@
 // keySlot(key) -> 0..16383: the cluster hash slot of a key (string or Buffer):
 //   CRC16-XMODEM of the key, or of the first non-empty {hash tag}, mod 16384.
 // crc16(buf) -> the CRC16-XMODEM (CCITT, poly 0x1021, init 0) of a Buffer.
+// patternSubscriberPorts(cluster) -> Promise<port[]>: the nodes where a client
+//   holds PSUBSCRIBEs (the brokers').
+// startClusterAsRedis({args}) -> Promise<redis>: a cluster behind the object
+//   harness.startRedis returns (SSEHUB_TEST_REDIS=cluster; see below).
 // seedUrl(portsOrNodes, {scheme = 'redis', host = '127.0.0.1', path = ''})
 //   -> 'redis://127.0.0.1:P1,127.0.0.1:P2' (the multi-seed redis_url form).
 //
@@ -901,12 +905,7 @@ export async function startClusterAsRedis({ args = [] } = {}) {
   // The node where a client holds pattern subscriptions (a broker), or
   // the first master.
   let pubPort = null;
-  async function subscriberPort() {
-    for (const n of rc.nodes.filter((x) => x.running())) {
-      if (/ psub=[1-9]/.test(String(await rc.cmd(n, 'CLIENT', 'LIST', 'TYPE', 'pubsub')))) return n.port;
-    }
-    return masterPorts()[0];
-  }
+  const subscriberPort = async () => (await patternSubscriberPorts(rc))[0] ?? masterPorts()[0];
   // one persistent connection per master (rc.cmd), a fresh one after MOVED
   async function sendOn(port, a) {
     try {
@@ -944,6 +943,17 @@ export async function startClusterAsRedis({ args = [] } = {}) {
 }
 
 const sleepMs = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// patternSubscriberPorts(cluster) -> Promise<port[]>: the running nodes
+// where a client holds pattern subscriptions: the brokers' PSUBSCRIBE
+// (ssehub nodes use SSUBSCRIBE on a cluster).
+export async function patternSubscriberPorts(rc) {
+  const ports = [];
+  for (const n of rc.nodes.filter((x) => x.running())) {
+    if (/ psub=[1-9]/.test(String(await rc.cmd(n, 'CLIENT', 'LIST', 'TYPE', 'pubsub')))) ports.push(n.port);
+  }
+  return ports;
+}
 
 // INFO answers of several servers as one: numbers in `key:value` and in
 // `cmdstat_x:calls=N,...` fields added up, other fields from the first.
